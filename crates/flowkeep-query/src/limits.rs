@@ -63,10 +63,7 @@ mod tests {
     fn depth_limit_is_enforced() {
         let limits = Limits { max_depth: 3, ..Limits::default() };
         assert!(limits.check_input("filter", &json!({"a": {"b": 1}})).is_ok());
-        assert_eq!(
-            limits.check_input("filter", &json!({"a": {"b": {"c": 1}}})),
-            Err(QueryError::TooDeep { limit: 3 })
-        );
+        assert_eq!(limits.check_input("filter", &json!({"a": {"b": {"c": 1}}})), Err(QueryError::TooDeep { limit: 3 }));
     }
 
     #[test]

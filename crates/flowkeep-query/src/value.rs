@@ -239,10 +239,7 @@ mod tests {
     #[test]
     fn dates_compare_by_instant() {
         assert!(values_equal(&json!("2024-01-01T02:00:00+02:00"), &json!("2024-01-01T00:00:00.000Z")));
-        assert_eq!(
-            compare(&json!("2024-01-01T00:00:00Z"), &json!("2023-12-31T23:59:59.999Z")),
-            Ordering::Greater
-        );
+        assert_eq!(compare(&json!("2024-01-01T00:00:00Z"), &json!("2023-12-31T23:59:59.999Z")), Ordering::Greater);
         assert_eq!(type_rank(&json!("2024-01-01")), TypeRank::String, "a bare date is a string");
         assert_eq!(type_rank(&json!("hello world, this is long")), TypeRank::String);
     }
