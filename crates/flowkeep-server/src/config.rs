@@ -1,0 +1,241 @@
+//! Server configuration: defaults, then a TOML file, then `FLOWKEEP_*` environment variables, validated
+//! once at start so a bad value stops the server with a message naming the key and the problem.
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Every configuration key, in one flat namespace (as OpenIAP Flow's configuration is): the TOML file
+/// uses these names, and each can be overridden by `FLOWKEEP_<NAME>` (e.g. `FLOWKEEP_HTTP_ADDR`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP listener (`/health`, `/config`).
+    pub http_addr: String,
+    /// Folder for the database file and, later, the generated key file. Created when missing.
+    pub data_dir: PathBuf,
+    /// Log output: `human` or `json`.
+    pub log_format: String,
+    /// Log filter in `tracing` syntax (`info`, `flowkeep=debug,info`).
+    pub log_level: String,
+    /// Public domain name, reported by `/config`.
+    pub domain: String,
+    /// Deepest nesting accepted in a query, update or pipeline.
+    pub max_query_depth: usize,
+    /// Largest query, update or pipeline accepted, in JSON nodes.
+    pub max_query_nodes: usize,
+    /// Most stages in an aggregation pipeline, nested pipelines included.
+    pub max_pipeline_stages: usize,
+    /// Most documents one aggregation stage may hold in memory.
+    pub max_stage_documents: usize,
+    /// How often expired documents (TTL indexes, `expireAfterSeconds`) are removed, in seconds.
+    pub ttl_sweep_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limits = flowkeep_query::Limits::default();
+        Config {
+            http_addr: "127.0.0.1:3000".into(),
+            data_dir: PathBuf::from("data"),
+            log_format: "human".into(),
+            log_level: "info".into(),
+            domain: "localhost".into(),
+            max_query_depth: limits.max_depth,
+            max_query_nodes: limits.max_nodes,
+            max_pipeline_stages: limits.max_pipeline_stages,
+            max_stage_documents: limits.max_stage_documents,
+            ttl_sweep_seconds: 60,
+        }
+    }
+}
+
+/// A configuration that could not be loaded or is invalid. The message names the key at fault.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be read or has the wrong type.
+    #[error("configuration: {0}")]
+    Load(String),
+    /// A value was read but is not acceptable.
+    #[error("configuration key '{key}': {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "FLOWKEEP_";
+
+/// Environment variables with the prefix that are not configuration keys (they steer tools and tests).
+const ENV_NOT_KEYS: &[&str] = &["CONFIG"];
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the process environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let known = Config::keys();
+        let mut overrides = figment::value::Dict::new();
+        for (name, raw) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else { continue };
+            if ENV_NOT_KEYS.contains(&key) {
+                continue;
+            }
+            let key = key.to_ascii_lowercase();
+            if !known.contains(&key.as_str()) {
+                // Unknown variables with our prefix also steer test tools; name them, but do not refuse.
+                tracing::warn!(variable = %name, "ignoring environment variable: not a configuration key");
+                continue;
+            }
+            // Values are read as TOML-like scalars (`5000` is a number, `true` a boolean), else strings.
+            let value: figment::value::Value = raw.parse().unwrap_or_else(|_| figment::value::Value::from(raw));
+            overrides.insert(key, value);
+        }
+        figment = figment.merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The names of all configuration keys.
+    pub fn keys() -> Vec<&'static str> {
+        vec![
+            "http_addr",
+            "data_dir",
+            "log_format",
+            "log_level",
+            "domain",
+            "max_query_depth",
+            "max_query_nodes",
+            "max_pipeline_stages",
+            "max_stage_documents",
+            "ttl_sweep_seconds",
+        ]
+    }
+
+    /// Checks every value; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.http_socket_addr()?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if !matches!(self.log_format.as_str(), "human" | "json") {
+            return Err(invalid("log_format", format!("must be 'human' or 'json', not '{}'", self.log_format)));
+        }
+        if self.log_level.trim().is_empty() {
+            return Err(invalid("log_level", "must not be empty"));
+        }
+        if self.domain.trim().is_empty() {
+            return Err(invalid("domain", "must not be empty"));
+        }
+        range("max_query_depth", self.max_query_depth, 4, 10_000)?;
+        range("max_query_nodes", self.max_query_nodes, 16, 100_000_000)?;
+        range("max_pipeline_stages", self.max_pipeline_stages, 1, 100_000)?;
+        range("max_stage_documents", self.max_stage_documents, 1, 1_000_000_000)?;
+        range("ttl_sweep_seconds", self.ttl_sweep_seconds as usize, 1, 86_400)?;
+        Ok(())
+    }
+
+    /// The HTTP listener address.
+    pub fn http_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http_addr
+            .parse()
+            .map_err(|e| invalid("http_addr", format!("'{}' is not an address like 127.0.0.1:3000 ({e})", self.http_addr)))
+    }
+
+    /// The path of the embedded database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("flowkeep.db")
+    }
+
+    /// The query-language limits this configuration sets.
+    pub fn query_limits(&self) -> flowkeep_query::Limits {
+        flowkeep_query::Limits {
+            max_depth: self.max_query_depth,
+            max_nodes: self.max_query_nodes,
+            max_pipeline_stages: self.max_pipeline_stages,
+            max_stage_documents: self.max_stage_documents,
+            ..flowkeep_query::Limits::default()
+        }
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+fn range(key: &'static str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(key, format!("{value} is outside the accepted range {min}..={max}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(Config::keys().len(), serde_json::to_value(&c).unwrap().as_object().unwrap().len());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("flowkeep.toml");
+        std::fs::write(&file, "http_addr = \"0.0.0.0:8080\"\nmax_query_depth = 50\ndomain = \"file.example\"\n").unwrap();
+        let c = Config::load_from(
+            Some(&file),
+            env(&[("FLOWKEEP_DOMAIN", "env.example"), ("FLOWKEEP_MAX_QUERY_NODES", "5000"), ("OTHER", "x")]),
+        )
+        .unwrap();
+        assert_eq!(c.http_addr, "0.0.0.0:8080");
+        assert_eq!(c.max_query_depth, 50);
+        assert_eq!(c.domain, "env.example", "environment wins over the file");
+        assert_eq!(c.max_query_nodes, 5000);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::load_from(None, env(&[("FLOWKEEP_HTTP_ADDR", "nonsense")])).unwrap_err().to_string();
+        assert!(err.contains("http_addr"), "{err}");
+        let err = Config::load_from(None, env(&[("FLOWKEEP_LOG_FORMAT", "xml")])).unwrap_err().to_string();
+        assert!(err.contains("log_format") && err.contains("xml"), "{err}");
+        let err = Config::load_from(None, env(&[("FLOWKEEP_MAX_QUERY_DEPTH", "1")])).unwrap_err().to_string();
+        assert!(err.contains("max_query_depth"), "{err}");
+        let err = Config::load_from(None, env(&[("FLOWKEEP_MAX_QUERY_DEPTH", "deep")])).unwrap_err().to_string();
+        assert!(err.contains("max_query_depth"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_missing_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("flowkeep.toml");
+        std::fs::write(&file, "htp_addr = \"0.0.0.0:8080\"\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("htp_addr"), "{err}");
+        let err = Config::load_from(Some(&dir.path().join("nope.toml")), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}

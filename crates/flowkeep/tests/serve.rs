@@ -1,0 +1,114 @@
+//! End-to-end: the `flowkeep` binary starts on the embedded default, answers `/health` and `/config`,
+//! refuses an invalid configuration with a message naming the key, and stops cleanly on SIGTERM.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn flowkeep() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowkeep"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FLOWKEEP_")) {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(data_dir: &std::path::Path) -> Server {
+    let port = free_port();
+    let child = flowkeep()
+        .arg("serve")
+        .env("FLOWKEEP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("FLOWKEEP_DATA_DIR", data_dir)
+        .env("FLOWKEEP_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn flowkeep");
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/health/ready", server.base)).await {
+            if r.status().is_success() {
+                return server;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn serves_health_and_config_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path()).await;
+
+    let health: serde_json::Value = reqwest::get(format!("{}/health", server.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["store"], "ok");
+
+    let live = reqwest::get(format!("{}/health/live", server.base)).await.unwrap();
+    assert_eq!(live.status(), 200);
+
+    let config: serde_json::Value = reqwest::get(format!("{}/config", server.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(config["enable_analytics"], false, "clients must not send telemetry");
+    for key in ["version", "domain", "wshost", "wsurl"] {
+        assert!(config[key].is_string(), "{key} must be a string: {config}");
+    }
+    assert!(config["ping_clients_interval"].is_i64());
+    assert!(config.as_object().unwrap().values().all(|v| !v.is_null()), "typed keys are never null");
+
+    assert!(dir.path().join("flowkeep.db").exists(), "the embedded database lives in data_dir");
+
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(code) = server.child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "exit status after SIGTERM: {code}");
+}
+
+#[test]
+fn invalid_configuration_is_refused_with_the_key_named() {
+    let out = flowkeep().args(["config"]).env("FLOWKEEP_MAX_QUERY_DEPTH", "0").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("max_query_depth"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "listen = \"0.0.0.0:1\"\n").unwrap();
+    let out = flowkeep().args(["--config"]).arg(&file).arg("serve").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listen"), "an unknown key is named: {stderr}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = flowkeep().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "config", "bench"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}
