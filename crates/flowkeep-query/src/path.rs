@@ -94,24 +94,27 @@ fn walk<'a>(v: &'a Value, parts: &[String], out: &mut Vec<Reached<'a>>) {
             None => out.push(Reached::Missing),
         },
         Value::Array(items) => {
-            let before = out.len();
-            if let Some(i) = array_index(head) {
-                if let Some(child) = items.get(i) {
-                    walk(child, rest, out);
-                }
-            }
-            let numeric = array_index(head).is_some();
-            for item in items.iter().filter(|i| i.is_object()) {
-                if numeric {
-                    // `a.0` also reaches a field named "0" of element objects, but elements without
-                    // such a field do not make the path missing.
-                    let mut found = Vec::new();
-                    walk(item, parts, &mut found);
-                    out.extend(found.into_iter().filter(|r| matches!(r, Reached::Value(_))));
-                } else {
+            // An array contributes only what its elements reach: an empty array or an array of scalars
+            // reaches nothing (no value, and no "missing" either), so `{"a.b": null}` does not match
+            // `{a: []}` or `{a: [1]}`, while it does match `{a: [{}]}` (MongoDB's null semantics).
+            let Some(i) = array_index(head) else {
+                for item in items.iter().filter(|i| i.is_object()) {
                     walk(item, parts, out);
                 }
+                return;
+            };
+            let before = out.len();
+            if let Some(child) = items.get(i) {
+                walk(child, rest, out);
             }
+            // `a.0` also reaches a field named "0" of element objects, but elements without such a
+            // field do not make the path missing.
+            for item in items.iter().filter(|i| i.is_object()) {
+                let mut found = Vec::new();
+                walk(item, parts, &mut found);
+                out.extend(found.into_iter().filter(|r| matches!(r, Reached::Value(_))));
+            }
+            // An index past the end is a missing field: `{"a.1": null}` matches `{a: []}`.
             if out.len() == before {
                 out.push(Reached::Missing);
             }
@@ -244,6 +247,16 @@ mod tests {
     }
 
     #[test]
+    fn arrays_without_objects_reach_nothing() {
+        assert!(lookup(&json!({"a": []}), &p("a.b")).is_empty());
+        assert!(lookup(&json!({"a": [1, "x", null]}), &p("a.b")).is_empty());
+        assert_eq!(lookup(&json!({"a": [{}]}), &p("a.b")), vec![Reached::Missing]);
+        assert_eq!(index_keys(&json!({"a": []}), &p("a.b")), vec![IndexKey::Missing], "for $exists: false");
+        assert_eq!(lookup(&json!({"a": []}), &p("a.1")), vec![Reached::Missing], "an index past the end is missing");
+        assert_eq!(lookup(&json!({"a": [{"1": 5}]}), &p("a.1")), vec![Reached::Value(&json!(5))]);
+    }
+
+    #[test]
     fn numeric_part_indexes_arrays() {
         let doc = json!({"a": [{"b": 1}, {"b": 2}]});
         assert_eq!(lookup(&doc, &p("a.1.b")), vec![Reached::Value(&json!(2))]);
@@ -291,7 +304,9 @@ pub enum IndexKey<'a> {
 pub fn index_keys<'a>(doc: &'a Value, path: &FieldPath) -> Vec<IndexKey<'a>> {
     let reached = lookup(doc, path);
     let mut keys: Vec<IndexKey<'a>> = leaf_candidates(&reached).into_iter().map(IndexKey::Value).collect();
-    if reached.iter().any(|r| matches!(r, Reached::Missing)) {
+    // "Missing" also stands for "no value at all" (e.g. `{a: []}` for `a.b`), so `$exists: false`
+    // can still be answered from the index.
+    if reached.is_empty() || reached.iter().any(|r| matches!(r, Reached::Missing)) {
         keys.push(IndexKey::Missing);
     }
     keys

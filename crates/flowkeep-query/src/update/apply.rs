@@ -27,7 +27,7 @@ pub(super) fn apply_op(op: &Op, doc: &mut Value, ctx: &UpdateContext<'_>) -> Res
 
 /// The concrete paths an operation writes: its own path, or, with `$` / `$[]`, one path per matched
 /// element.
-fn resolve(op: &Op, doc: &Value, ctx: &UpdateContext<'_>) -> Result<Vec<FieldPath>> {
+pub(super) fn resolve(op: &Op, doc: &Value, ctx: &UpdateContext<'_>) -> Result<Vec<FieldPath>> {
     if !op.path.is_dynamic() {
         return Ok(vec![op.path.raw.clone()]);
     }
@@ -84,7 +84,16 @@ fn resolve(op: &Op, doc: &Value, ctx: &UpdateContext<'_>) -> Result<Vec<FieldPat
 /// Applies a non-`$rename` operation at one concrete path.
 fn apply_at(op: &Op, doc: &mut Value, target: &FieldPath, ctx: &UpdateContext<'_>) -> Result<()> {
     match &op.action {
-        Action::Set(v) => set(op, doc, target, v.clone()),
+        Action::Set(v) => {
+            if target.parts().len() == 1 && target.parts().first().is_some_and(|p| p == "_id") {
+                // Only a no-op `$set` of `_id` passes parsing; any other value would change it.
+                return match get_exact(doc, target) {
+                    Some(current) if values_equal(current, v) => Ok(()),
+                    _ => Err(super::parse::immutable_id(op.name)),
+                };
+            }
+            set(op, doc, target, v.clone())
+        }
         Action::SetOnInsert(v) => {
             if target.parts().len() == 1 && target.parts().first().is_some_and(|p| p == "_id") {
                 if let Some(current) = get_exact(doc, target) {

@@ -25,7 +25,7 @@ mod seed;
 #[cfg(test)]
 mod tests;
 
-use crate::error::Result;
+use crate::error::{QueryError, Result};
 use crate::filter::Filter;
 use crate::limits::Limits;
 use crate::path::FieldPath;
@@ -75,6 +75,9 @@ impl Update {
     /// is unchanged.
     pub fn apply(&self, doc: &mut Value, ctx: &UpdateContext<'_>) -> Result<bool> {
         // Work on a copy so that a failure half way through cannot leave a half-updated document.
+        if self.ops.iter().any(|op| op.path.is_dynamic()) {
+            self.check_concrete_conflicts(doc, ctx)?;
+        }
         let mut work = doc.clone();
         for op in &self.ops {
             apply::apply_op(op, &mut work, ctx)?;
@@ -84,6 +87,35 @@ impl Update {
         }
         *doc = work;
         Ok(true)
+    }
+
+    /// Positional paths (`$`, `$[]`) can only be checked for conflicts once they are resolved against the
+    /// document: `items.$[].v` and `items.0.v` both write `items.0.v` (MongoDB: "Update created a conflict").
+    fn check_concrete_conflicts(&self, doc: &Value, ctx: &UpdateContext<'_>) -> Result<()> {
+        let mut written: Vec<(FieldPath, usize)> = Vec::new();
+        for (i, op) in self.ops.iter().enumerate() {
+            match &op.action {
+                parse::Action::Rename(to) => {
+                    written.push((op.path.raw.clone(), i));
+                    written.push((to.raw.clone(), i));
+                }
+                parse::Action::SetOnInsert(_) if !ctx.is_insert => {}
+                _ => written.extend(apply::resolve(op, doc, ctx)?.into_iter().map(|p| (p, i))),
+            }
+        }
+        written.sort_by(|a, b| a.0.parts().cmp(b.0.parts()));
+        for pair in written.windows(2) {
+            if let [(shorter, i), (longer, j)] = pair {
+                if i != j && longer.starts_with(shorter) {
+                    return Err(QueryError::UpdateFailed {
+                        op: self.ops.get(*j).map_or("update", |o| o.name).to_string(),
+                        path: longer.dotted(),
+                        message: format!("Update created a conflict at '{shorter}'"),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The dotted paths this update may write, in document order, with positional parts (`$`, `$[]`)

@@ -210,7 +210,25 @@ pub(super) fn parse_update(update: &Value, limits: &Limits) -> Result<Vec<Op>> {
         }
     }
     check_conflicts(&ops)?;
+    // MongoDB 5.0+ applies update operations in the order of their paths (field names
+    // lexicographically, array indexes numerically), whatever the order in the request; new fields are
+    // therefore created in that order. Paths never conflict here, so the order only affects layout.
+    ops.sort_by(|a, b| compare_paths(&a.path.raw, &b.path.raw));
     Ok(ops)
+}
+
+/// Orders paths part by part: two array indexes numerically, anything else by the field name's bytes.
+fn compare_paths(a: &FieldPath, b: &FieldPath) -> std::cmp::Ordering {
+    for (x, y) in a.parts().iter().zip(b.parts()) {
+        let order = match (crate::path::array_index(x), crate::path::array_index(y)) {
+            (Some(i), Some(j)) => i.cmp(&j),
+            _ => x.as_bytes().cmp(y.as_bytes()),
+        };
+        if order != std::cmp::Ordering::Equal {
+            return order;
+        }
+    }
+    a.parts().len().cmp(&b.parts().len())
 }
 
 /// The known operators, as `'static` names for the operations.
@@ -238,8 +256,12 @@ fn operator_name(key: &str) -> Result<&'static str> {
 /// MongoDB's `_id` is immutable. Refusing every operation on it at parse time is simpler than
 /// comparing values at apply time; `$setOnInsert: {_id: …}` stays allowed because an upsert may choose
 /// the id of the document it creates.
+///
+/// `$set: {_id: <the current value>}` is also allowed (a no-op, as in MongoDB); whether the value really
+/// is the current one is checked when the update is applied.
 fn check_id(name: &str, path: &UpdatePath) -> Result<()> {
-    if path.touches_id() && !(name == "$setOnInsert" && path.raw.parts().len() == 1) {
+    let whole_id = path.raw.parts().len() == 1;
+    if path.touches_id() && !((name == "$setOnInsert" || name == "$set") && whole_id) {
         return Err(immutable_id(name));
     }
     Ok(())

@@ -131,7 +131,6 @@ fn conflicting_paths_are_refused() {
 #[test]
 fn id_is_immutable() {
     for u in [
-        json!({"$set": {"_id": "x"}}),
         json!({"$set": {"_id.a": 1}}),
         json!({"$unset": {"_id": ""}}),
         json!({"$inc": {"_id": 1}}),
@@ -141,6 +140,13 @@ fn id_is_immutable() {
     ] {
         assert!(is_bad(&parse_err(u.clone()), "immutable field '_id'"), "{u}");
     }
+    // `$set` of `_id` to its current value is a no-op (MongoDB); any other value is refused.
+    assert_eq!(run(json!({"$set": {"_id": "x", "a": 1}}), json!({"_id": "x"})), (json!({"_id": "x", "a": 1}), true));
+    let err = Update::parse(&json!({"$set": {"_id": "y"}}), &Limits::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .apply(&mut json!({"_id": "x"}), &ctx())
+        .unwrap_err();
+    assert!(is_bad(&err, "immutable field '_id'"), "{err}");
     // A field merely starting with "_id" is an ordinary field.
     assert_eq!(run(json!({"$set": {"_idx": 1}}), json!({})).0, json!({"_idx": 1}));
 }
@@ -158,7 +164,8 @@ fn positional_paths_are_checked_at_parse() {
 fn modified_paths_lists_targets_as_written() {
     let u = parse(json!({"$set": {"a.b": 1, "c.$.d": 2}, "$rename": {"x": "y.z"}, "$inc": {"arr.$[].n": 1}}));
     let got: Vec<String> = u.modified_paths().iter().map(FieldPath::dotted).collect();
-    assert_eq!(got, ["a.b", "c.$.d", "x", "y.z", "arr.$[].n"]);
+    // Operations run (and are listed) in path order, as in MongoDB 5.0+.
+    assert_eq!(got, ["a.b", "arr.$[].n", "c.$.d", "x", "y.z"]);
 }
 
 #[test]
@@ -526,10 +533,15 @@ fn positional_uses_the_first_match() {
 // ---------------------------------------------------------------- order, atomicity
 
 #[test]
-fn fields_are_applied_in_document_order() {
+fn fields_are_applied_in_path_order() {
+    // MongoDB 5.0+ creates new fields in lexicographic order of their names, and array positions in
+    // numeric order, whatever the order of the request.
     let (doc, _) = run(json!({"$set": {"z": 1, "a": 2}, "$inc": {"m": 1}}), json!({}));
     let keys: Vec<&String> = doc.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-    assert_eq!(keys, ["z", "a", "m"]);
+    assert_eq!(keys, ["a", "m", "z"]);
+    let (doc, _) = run(json!({"$set": {"o.10": 1, "o.9": 2}}), json!({}));
+    let keys: Vec<&String> = doc["o"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    assert_eq!(keys, ["9", "10"]);
 }
 
 #[test]
