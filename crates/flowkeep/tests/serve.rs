@@ -58,14 +58,16 @@ async fn serves_health_and_config_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path()).await;
 
-    let health: serde_json::Value = reqwest::get(format!("{}/health", server.base)).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value =
+        reqwest::get(format!("{}/health", server.base)).await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["store"], "ok");
 
     let live = reqwest::get(format!("{}/health/live", server.base)).await.unwrap();
     assert_eq!(live.status(), 200);
 
-    let config: serde_json::Value = reqwest::get(format!("{}/config", server.base)).await.unwrap().json().await.unwrap();
+    let config: serde_json::Value =
+        reqwest::get(format!("{}/config", server.base)).await.unwrap().json().await.unwrap();
     assert_eq!(config["enable_analytics"], false, "clients must not send telemetry");
     for key in ["version", "domain", "wshost", "wsurl"] {
         assert!(config[key].is_string(), "{key} must be a string: {config}");

@@ -23,7 +23,14 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ),
         (
             "flowkeep-server",
-            &["flowkeep-core", "flowkeep-security", "flowkeep-store", "flowkeep-broker", "flowkeep-query", "flowkeep-model"][..],
+            &[
+                "flowkeep-core",
+                "flowkeep-security",
+                "flowkeep-store",
+                "flowkeep-broker",
+                "flowkeep-query",
+                "flowkeep-model",
+            ][..],
         ),
         (
             "flowkeep",
