@@ -47,4 +47,43 @@ pub enum SecurityError {
     /// Hashing failed inside the hashing library (for example the system RNG failed).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+    /// A document's `_encrypt` is malformed, or a document to encrypt has no `_id` to bind values to.
+    #[error("invalid _encrypt: {0}")]
+    InvalidEncryptList(String),
+    /// Key material or a key id is unusable (wrong length, bad characters, a duplicate id).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// A cryptographic primitive failed (for example the system random number generator).
+    #[error("cryptographic failure: {0}")]
+    Crypto(String),
+    /// An encrypted field is malformed or fails authentication (tampered, copied from another document,
+    /// field or collection, or encrypted under another key with the same id).
+    #[error("the encrypted field {field:?} cannot be decrypted")]
+    DecryptFailed {
+        /// The field name.
+        field: String,
+    },
+    /// An encrypted field names a key id that is not in the key ring.
+    #[error("the encrypted field {field:?} uses the unknown key {key_id:?}")]
+    UnknownFieldKey {
+        /// The field name.
+        field: String,
+        /// The key id written in the value.
+        key_id: String,
+    },
+    /// An encrypted field was written by OpenIAP Flow and no legacy `aes_secret` is configured.
+    #[error("the encrypted field {field:?} was written by OpenIAP Flow; configure legacy_aes_secret to read it")]
+    LegacySecretMissing {
+        /// The field name.
+        field: String,
+    },
+    /// An audit entry cannot be built (for example the sequence number would overflow).
+    #[error("audit: {0}")]
+    Audit(String),
+    /// A key could not be configured, loaded, generated or unwrapped (see [`crate::keys::KeyError`]).
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// A token could not be issued or was refused (see [`crate::tokens::TokenError`]).
+    #[error(transparent)]
+    Token(#[from] crate::tokens::TokenError),
 }
