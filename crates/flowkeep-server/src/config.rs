@@ -152,9 +152,9 @@ impl Config {
 
     /// The HTTP listener address.
     pub fn http_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.http_addr
-            .parse()
-            .map_err(|e| invalid("http_addr", format!("'{}' is not an address like 127.0.0.1:3000 ({e})", self.http_addr)))
+        self.http_addr.parse().map_err(|e| {
+            invalid("http_addr", format!("'{}' is not an address like 127.0.0.1:3000 ({e})", self.http_addr))
+        })
     }
 
     /// The path of the embedded database file.
@@ -204,7 +204,8 @@ mod tests {
     fn file_then_environment() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("flowkeep.toml");
-        std::fs::write(&file, "http_addr = \"0.0.0.0:8080\"\nmax_query_depth = 50\ndomain = \"file.example\"\n").unwrap();
+        std::fs::write(&file, "http_addr = \"0.0.0.0:8080\"\nmax_query_depth = 50\ndomain = \"file.example\"\n")
+            .unwrap();
         let c = Config::load_from(
             Some(&file),
             env(&[("FLOWKEEP_DOMAIN", "env.example"), ("FLOWKEEP_MAX_QUERY_NODES", "5000"), ("OTHER", "x")]),

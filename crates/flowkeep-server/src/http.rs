@@ -47,7 +47,10 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
 
 fn readiness(state: &HttpState) -> Response {
     if !state.ready.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "not accepting work"})))
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": "not accepting work"})),
+        )
             .into_response();
     }
     match (state.store_probe)() {

@@ -18,9 +18,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let db_path = config.database_path();
-    let store = Arc::new(
-        SqliteStore::open(&db_path).with_context(|| format!("opening the database {}", db_path.display()))?,
-    );
+    let store =
+        Arc::new(SqliteStore::open(&db_path).with_context(|| format!("opening the database {}", db_path.display()))?);
     tracing::info!(path = %db_path.display(), "embedded store open");
 
     let sweeper = tokio::spawn(sweep_expired(store.clone(), Duration::from_secs(config.ttl_sweep_seconds)));
