@@ -164,8 +164,13 @@ pub fn get_exact_mut<'a>(doc: &'a mut Value, path: &FieldPath) -> Option<&'a mut
     Some(cur)
 }
 
+/// The most `null`s a write may add to pad an array up to the index it names (`$set: {"a.5000": 1}`):
+/// beyond this the write is refused, so one small request cannot allocate a huge array.
+pub const MAX_ARRAY_PADDING: usize = 10_000;
+
 /// Sets `path` to `value` as `$set` does: missing objects on the way are created, a numeric part on an
-/// array sets that index (padding with `null`), and walking through a scalar is an error.
+/// array sets that index (padding with `null`, at most [`MAX_ARRAY_PADDING`]), and walking through a
+/// scalar is an error.
 pub fn set(doc: &mut Value, path: &FieldPath, value: Value) -> Result<()> {
     let mut cur = doc;
     let (last, init) = path
@@ -177,6 +182,7 @@ pub fn set(doc: &mut Value, path: &FieldPath, value: Value) -> Result<()> {
             Value::Object(map) => map.entry(part.clone()).or_insert_with(|| Value::Object(Map::new())),
             Value::Array(items) => {
                 let i = array_index(part).ok_or_else(|| cannot_create(path, part, "an array"))?;
+                check_padding(path, items.len(), i)?;
                 if i >= items.len() {
                     items.resize(i + 1, Value::Null);
                 }
@@ -196,6 +202,7 @@ pub fn set(doc: &mut Value, path: &FieldPath, value: Value) -> Result<()> {
         }
         Value::Array(items) => {
             let i = array_index(last).ok_or_else(|| cannot_create(path, last, "an array"))?;
+            check_padding(path, items.len(), i)?;
             if i >= items.len() {
                 items.resize(i + 1, Value::Null);
             }
@@ -204,6 +211,17 @@ pub fn set(doc: &mut Value, path: &FieldPath, value: Value) -> Result<()> {
         }
         other => Err(cannot_create(path, last, crate::value::bson_type_name(other))),
     }
+}
+
+fn check_padding(path: &FieldPath, len: usize, index: usize) -> Result<()> {
+    if index.saturating_sub(len) > MAX_ARRAY_PADDING {
+        return Err(QueryError::UpdateFailed {
+            op: "$set".into(),
+            path: path.dotted(),
+            message: format!("index {index} would pad the array by more than {MAX_ARRAY_PADDING} elements"),
+        });
+    }
+    Ok(())
 }
 
 fn cannot_create(path: &FieldPath, part: &str, within: &str) -> QueryError {
@@ -271,6 +289,15 @@ mod tests {
         set(&mut doc, &p("arr.3"), json!(9)).unwrap();
         assert_eq!(doc, json!({"a": {"x": 1, "b": {"c": 5}}, "arr": [1, null, null, 9]}));
         assert!(set(&mut doc, &p("a.x.y"), json!(1)).is_err(), "cannot walk through a number");
+    }
+
+    #[test]
+    fn array_padding_is_bounded() {
+        let mut doc = json!({"arr": []});
+        assert!(set(&mut doc, &p("arr.1000000000"), json!(1)).is_err());
+        assert!(set(&mut doc, &p("arr.1000000000.x"), json!(1)).is_err());
+        assert_eq!(doc, json!({"arr": []}), "a refused write changes nothing");
+        assert!(set(&mut doc, &p(&format!("arr.{MAX_ARRAY_PADDING}")), json!(1)).is_ok());
     }
 
     #[test]
