@@ -50,7 +50,7 @@ impl Plan {
 /// Plans the scope and the pushable hints for a read of `coll`.
 pub fn plan(coll: &CollMeta, scope: &Scope, hints: &[IndexHint]) -> Plan {
     let mut plan = Plan::default();
-    push_hints(&mut plan, coll, hints);
+    push_hints(&mut plan, coll, hints, !scope.is_system());
     // With a pushed-down hint the candidates are few: check each one's ACL rows through the `(doc, …)`
     // index. Without one, drive from the `(principal, …)` index instead, so a principal that can read
     // few documents of a large collection never causes a full scan.
@@ -73,35 +73,45 @@ fn push_scope(plan: &mut Plan, coll_id: i64, scope: &Scope, correlated: bool) {
     } else {
         ("(SELECT value FROM json_each(?))".into(), vec![SqlValue::Text(Value::from(principals.clone()).to_string())])
     };
-    let (allow, deny) = if correlated {
-        (
-            format!(
-                "EXISTS (SELECT 1 FROM acl_{coll_id} AS a WHERE a.doc = t.rid \
-                 AND a.principal IN {list} AND a.deny = 0 AND (a.rights & ?) = ?)"
-            ),
-            format!(
-                "NOT EXISTS (SELECT 1 FROM acl_{coll_id} AS d WHERE d.doc = t.rid \
-                 AND d.principal IN {list} AND d.deny = 1 AND (d.rights & ?) <> 0)"
-            ),
-        )
+    if correlated {
+        // One correlated subquery per candidate: seek the candidate's few ACL rows through the covering
+        // `(doc, principal, deny, rights)` index (the unary `+` keeps SQLite from turning the principal
+        // condition into one index probe per principal) and fold them into one verdict: 0 = a listed
+        // principal is denied one of the bits, 1 = a listed principal is granted all of them, 2 = neither.
+        // The document is in scope iff the minimum is 1 (no rows: NULL, out of scope). The mask is an integer
+        // and goes in as a literal, so the statement text (and the prepared statement cache) depends only
+        // on the number of principals. Inline principals are compared one by one (`+a.principal = ? OR
+        // …`): an `IN (?, ?, …)` list would be built into a temporary b-tree on every execution, which
+        // costs a point read more than checking its two or three ACL rows against the list.
+        let listed = if principals.len() > INLINE_PRINCIPALS {
+            format!("+a.principal IN {list}")
+        } else if principals.is_empty() {
+            "0".to_string()
+        } else {
+            format!("({})", vec!["+a.principal = ?"; principals.len()].join(" OR "))
+        };
+        let verdict = format!(
+            "(SELECT min(CASE WHEN a.deny = 1 THEN (CASE WHEN (a.rights & {mask}) <> 0 THEN 0 ELSE 2 END) \
+             WHEN (a.rights & {mask}) = {mask} THEN 1 ELSE 2 END) \
+             FROM acl_{coll_id} AS a WHERE a.doc = t.rid AND {listed}) = 1"
+        );
+        plan.push(verdict, list_params);
     } else {
-        (
-            format!(
-                "t.rid IN (SELECT a.doc FROM acl_{coll_id} AS a WHERE a.principal IN {list} \
-                 AND a.deny = 0 AND (a.rights & ?) = ?)"
-            ),
-            format!(
-                "t.rid NOT IN (SELECT d.doc FROM acl_{coll_id} AS d WHERE d.principal IN {list} \
-                 AND d.deny = 1 AND (d.rights & ?) <> 0)"
-            ),
-        )
-    };
-    let mut allow_params = list_params.clone();
-    allow_params.extend([SqlValue::Integer(mask), SqlValue::Integer(mask)]);
-    plan.push(allow, allow_params);
-    let mut deny_params = list_params;
-    deny_params.push(SqlValue::Integer(mask));
-    plan.push(deny, deny_params);
+        let allow = format!(
+            "t.rid IN (SELECT a.doc FROM acl_{coll_id} AS a WHERE a.principal IN {list} \
+             AND a.deny = 0 AND (a.rights & ?) = ?)"
+        );
+        let deny = format!(
+            "t.rid NOT IN (SELECT d.doc FROM acl_{coll_id} AS d WHERE d.principal IN {list} \
+             AND d.deny = 1 AND (d.rights & ?) <> 0)"
+        );
+        let mut allow_params = list_params.clone();
+        allow_params.extend([SqlValue::Integer(mask), SqlValue::Integer(mask)]);
+        plan.push(allow, allow_params);
+        let mut deny_params = list_params;
+        deny_params.push(SqlValue::Integer(mask));
+        plan.push(deny, deny_params);
+    }
     plan.acl_pushdown = true;
 }
 
@@ -117,12 +127,21 @@ enum Class {
 /// Adds hint conditions. Choice: `_id` conditions alone if any (a primary lookup is as good as it
 /// gets); otherwise every equality/`$in`; otherwise the first range; otherwise the first `$exists`.
 /// Stacking a range or `$exists` on top of an equality would mostly make SQLite build larger row sets.
-fn push_hints(plan: &mut Plan, coll: &CollMeta, hints: &[IndexHint]) {
+///
+/// With `scoped` (an ACL subquery will follow), `_id` equality is written `t.id = (SELECT ?)`: SQLite's
+/// constant propagation treats `t.id = ?` as a constant binding whenever the statement has a subquery,
+/// which marks the statement for re-preparation on every new parameter value — re-parsing and
+/// re-planning the whole scoped statement on every point read (about 5× its run time). The scalar
+/// subquery is evaluated once and still drives the `id` index.
+fn push_hints(plan: &mut Plan, coll: &CollMeta, hints: &[IndexHint], scoped: bool) {
     let mut candidates: Vec<(Class, String, Vec<SqlValue>, Value)> = Vec::new();
     for hint in hints {
         let path = hint.path.dotted();
         if path == "_id" {
-            if let Some((sql, params)) = id_condition(&hint.predicate) {
+            if let Some((mut sql, params)) = id_condition(&hint.predicate) {
+                if scoped && sql == "t.id = ?" {
+                    sql = "t.id = (SELECT ?)".into();
+                }
                 let what = json!({"path": "_id", "index": "_id_", "predicate": describe(&hint.predicate)});
                 candidates.push((Class::Id, sql, params, what));
             }
