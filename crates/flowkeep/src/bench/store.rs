@@ -30,10 +30,10 @@ pub struct StoreBenchArgs {
 const COLLECTION: &str = "bench";
 
 /// Timings of one operation, in microseconds.
-struct Stats {
-    mean: f64,
-    p50: f64,
-    p99: f64,
+pub(crate) struct Stats {
+    pub(crate) mean: f64,
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
 }
 
 impl Stats {
@@ -47,7 +47,11 @@ impl Stats {
 }
 
 /// Runs `op` `warmup` times unmeasured, then `iterations` times measured one by one.
-fn measure(warmup: usize, iterations: usize, mut op: impl FnMut(usize) -> anyhow::Result<()>) -> anyhow::Result<Stats> {
+pub(crate) fn measure(
+    warmup: usize,
+    iterations: usize,
+    mut op: impl FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Stats> {
     for i in 0..warmup {
         op(i)?;
     }
@@ -65,10 +69,10 @@ fn measure(warmup: usize, iterations: usize, mut op: impl FnMut(usize) -> anyhow
 }
 
 /// A small deterministic generator, so both sides read the same ids in the same order.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         ((self.0 >> 33) as usize) % n.max(1)
     }

@@ -1,0 +1,27 @@
+//! The platform's commands, transport-agnostic: every command takes the [`Caller`] it runs as (which only
+//! `flowkeep-security` can mint) and a request, and reaches the store only with that caller's scope.
+//!
+//! * [`platform`]: [`Platform`], the running core: store, key ring and tokens, field encryption, role
+//!   cache, audit writer.
+//! * [`scope`]: the one conversion from a caller to a store scope ([`scope::store_scope`]).
+//! * [`documents`]: query, count, distinct, aggregate, insert, update, replace, upsert and delete, with
+//!   ACL defaults and checks, `_version`/`_created`/`_modified`, field encryption and history.
+//! * [`history`]: `<collection>_hist` snapshots and deltas, and rebuilding any version.
+//! * [`identity`]: bootstrap of well-known principals and the first admin, sign-in, token → caller
+//!   resolution with a role cache, impersonation, rules for the `users` collection.
+//! * [`audit_log`]: appending to the audit chain and verifying it.
+//!
+//! The invariant (see ARCHITECTURE.md): no command reaches the store without its caller's scope; the
+//! named system context ([`Caller::system_root`]) is used only by bootstrap and housekeeping.
+
+pub mod audit_log;
+pub mod documents;
+pub mod error;
+pub mod history;
+pub mod identity;
+pub mod platform;
+pub mod scope;
+
+pub use error::{CoreError, Result};
+pub use flowkeep_security::Caller;
+pub use platform::{Platform, PlatformConfig};
