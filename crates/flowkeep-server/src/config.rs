@@ -33,6 +33,24 @@ pub struct Config {
     pub max_stage_documents: usize,
     /// How often expired documents (TTL indexes, `expireAfterSeconds`) are removed, in seconds.
     pub ttl_sweep_seconds: u64,
+    /// The master key (64 hex digits or base64 of 32 bytes). When empty, the key is read from — or, at
+    /// first start, generated into — the owner-only file `flowkeep.key` beside the database.
+    pub master_key: String,
+    /// Password of the first admin (`flowkeep-admin`), used only when no admin exists yet. When empty, a
+    /// random password is generated and printed once to the log.
+    pub admin_password: String,
+    /// OpenIAP Flow's `aes_secret`, to accept its tokens and read its encrypted fields while migrating.
+    pub legacy_aes_secret: String,
+    /// Lifetime of short tokens, in minutes.
+    pub short_token_minutes: u64,
+    /// Lifetime of long tokens, in days.
+    pub long_token_days: u64,
+    /// Deepest role nesting followed when resolving a caller's roles.
+    pub max_role_depth: usize,
+    /// Most entries in one access-control list.
+    pub max_ace_count: usize,
+    /// Collections that keep no history (comma-separated in the environment).
+    pub history_skip_collections: Vec<String>,
 }
 
 impl Default for Config {
@@ -49,6 +67,14 @@ impl Default for Config {
             max_pipeline_stages: limits.max_pipeline_stages,
             max_stage_documents: limits.max_stage_documents,
             ttl_sweep_seconds: 60,
+            master_key: String::new(),
+            admin_password: String::new(),
+            legacy_aes_secret: String::new(),
+            short_token_minutes: 15,
+            long_token_days: 30,
+            max_role_depth: 16,
+            max_ace_count: 128,
+            history_skip_collections: vec!["audit".into()],
         }
     }
 }
@@ -66,6 +92,12 @@ pub enum ConfigError {
 
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "FLOWKEEP_";
+
+/// Keys whose values are secrets: never printed, always read as text.
+pub const SECRET_KEYS: &[&str] = &["master_key", "admin_password", "legacy_aes_secret"];
+
+/// Keys whose values are lists.
+const LIST_KEYS: &[&str] = &["history_skip_collections"];
 
 /// Environment variables with the prefix that are not configuration keys (they steer tools and tests).
 const ENV_NOT_KEYS: &[&str] = &["CONFIG"];
@@ -101,8 +133,18 @@ impl Config {
                 tracing::warn!(variable = %name, "ignoring environment variable: not a configuration key");
                 continue;
             }
-            // Values are read as TOML-like scalars (`5000` is a number, `true` a boolean), else strings.
-            let value: figment::value::Value = raw.parse().unwrap_or_else(|_| figment::value::Value::from(raw));
+            let value: figment::value::Value = if LIST_KEYS.contains(&key.as_str()) {
+                // Lists are comma-separated in the environment.
+                let items: Vec<String> =
+                    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                figment::value::Value::from(items)
+            } else if SECRET_KEYS.contains(&key.as_str()) {
+                // Secrets are always text, even when they look like a number.
+                figment::value::Value::from(raw)
+            } else {
+                // Values are read as TOML-like scalars (`5000` is a number, `true` a boolean), else strings.
+                raw.parse().unwrap_or_else(|_| figment::value::Value::from(raw))
+            };
             overrides.insert(key, value);
         }
         figment = figment.merge(Serialized::defaults(overrides));
@@ -124,6 +166,14 @@ impl Config {
             "max_pipeline_stages",
             "max_stage_documents",
             "ttl_sweep_seconds",
+            "master_key",
+            "admin_password",
+            "legacy_aes_secret",
+            "short_token_minutes",
+            "long_token_days",
+            "max_role_depth",
+            "max_ace_count",
+            "history_skip_collections",
         ]
     }
 
@@ -147,6 +197,14 @@ impl Config {
         range("max_pipeline_stages", self.max_pipeline_stages, 1, 100_000)?;
         range("max_stage_documents", self.max_stage_documents, 1, 1_000_000_000)?;
         range("ttl_sweep_seconds", self.ttl_sweep_seconds as usize, 1, 86_400)?;
+        range("short_token_minutes", self.short_token_minutes as usize, 1, 24 * 60)?;
+        range("long_token_days", self.long_token_days as usize, 1, 365)?;
+        range("max_role_depth", self.max_role_depth, 1, 1_000)?;
+        range("max_ace_count", self.max_ace_count, 1, 10_000)?;
+        if !self.admin_password.is_empty() && self.admin_password.chars().count() < 12 {
+            return Err(invalid("admin_password", "must be at least 12 characters (or empty for a random one)"));
+        }
+        // Secret values are checked (empty, short, well-known) when the keys are loaded at start.
         Ok(())
     }
 
@@ -160,6 +218,27 @@ impl Config {
     /// The path of the embedded database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("flowkeep.db")
+    }
+
+    /// The path of the master key file used when `master_key` is not configured: beside the database,
+    /// never inside it, so a copy of the database alone does not reveal encrypted fields or keys.
+    pub fn master_key_path(&self) -> PathBuf {
+        flowkeep_security::keys::key_file_beside(&self.database_path())
+    }
+
+    /// The core's settings from this configuration.
+    pub fn platform_config(&self) -> flowkeep_core::PlatformConfig {
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        flowkeep_core::PlatformConfig {
+            short_token_ttl: std::time::Duration::from_secs(self.short_token_minutes * 60),
+            long_token_ttl: std::time::Duration::from_secs(self.long_token_days * 24 * 3600),
+            legacy_aes_secret: non_empty(&self.legacy_aes_secret),
+            admin_password: non_empty(&self.admin_password),
+            max_role_depth: self.max_role_depth,
+            max_ace_count: self.max_ace_count,
+            history_skip_collections: self.history_skip_collections.clone(),
+            ..flowkeep_core::PlatformConfig::default()
+        }
     }
 
     /// The query-language limits this configuration sets.
@@ -227,6 +306,22 @@ mod tests {
         assert!(err.contains("max_query_depth"), "{err}");
         let err = Config::load_from(None, env(&[("FLOWKEEP_MAX_QUERY_DEPTH", "deep")])).unwrap_err().to_string();
         assert!(err.contains("max_query_depth"), "{err}");
+    }
+
+    #[test]
+    fn secrets_stay_text_and_lists_split_on_commas() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("FLOWKEEP_ADMIN_PASSWORD", "123456789012345"),
+                ("FLOWKEEP_HISTORY_SKIP_COLLECTIONS", "audit, logs,,metrics"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_password, "123456789012345");
+        assert_eq!(c.history_skip_collections, ["audit", "logs", "metrics"]);
+        let err = Config::load_from(None, env(&[("FLOWKEEP_ADMIN_PASSWORD", "short")])).unwrap_err().to_string();
+        assert!(err.contains("admin_password"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! Transports and process wiring. For now: configuration, the embedded store, the HTTP listener
-//! (`/health`, `/config`) and the TTL sweeper; the OpenIAP gRPC and WebSocket transports come next.
+//! Transports and process wiring. For now: configuration, the embedded store, the master key, the core
+//! (bootstrap of principals and keys), the HTTP listener (`/health`, `/config`) and the TTL sweeper; the
+//! OpenIAP gRPC and WebSocket transports come next.
 
 pub mod config;
 pub mod http;
 
 use anyhow::Context;
-use flowkeep_store::SqliteStore;
+use flowkeep_core::Platform;
+use flowkeep_security::keys::KeyFileStatus;
+use flowkeep_security::MasterKey;
+use flowkeep_store::{SqliteStore, Store};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,14 +17,41 @@ use std::time::Duration;
 
 pub use config::Config;
 
-/// Runs the server until `shutdown` completes, then stops accepting and returns.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+/// Opens the embedded store, the master key and the core (which bootstraps the well-known principals, the
+/// first admin and the token signing keys on first start).
+pub async fn open_platform(config: &Config) -> anyhow::Result<(Arc<SqliteStore>, Platform)> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let db_path = config.database_path();
     let store =
         Arc::new(SqliteStore::open(&db_path).with_context(|| format!("opening the database {}", db_path.display()))?);
     tracing::info!(path = %db_path.display(), "embedded store open");
+    let master = load_master_key(config)?;
+    let platform = Platform::open(store.clone() as Arc<dyn Store>, config.platform_config(), &master)
+        .await
+        .context("starting the core")?;
+    Ok((store, platform))
+}
+
+fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if !config.master_key.is_empty() {
+        return MasterKey::from_config(&config.master_key).context("configuration key 'master_key'");
+    }
+    let path = config.master_key_path();
+    let (key, status) =
+        MasterKey::load_or_create(&path).with_context(|| format!("master key file {}", path.display()))?;
+    if matches!(status, KeyFileStatus::Created) {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a new master key: back it up together with the database, it cannot be recovered"
+        );
+    }
+    Ok(key)
+}
+
+/// Runs the server until `shutdown` completes, then stops accepting and returns.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let (store, _platform) = open_platform(&config).await?;
 
     let sweeper = tokio::spawn(sweep_expired(store.clone(), Duration::from_secs(config.ttl_sweep_seconds)));
 

@@ -34,6 +34,16 @@ enum Command {
     /// Run a benchmark and print a Markdown table of the results.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Inspect the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit chain: reports every removed, reordered or altered entry; exits 1 if any.
+    /// Run it while the server is stopped (the embedded database is opened by one process at a time).
+    Verify,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,11 +67,35 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref())?;
             let as_json = serde_json::to_value(&config)?;
             for (key, value) in as_json.as_object().into_iter().flatten() {
-                println!("{key} = {value}");
+                let secret = flowkeep_server::config::SECRET_KEYS.contains(&key.as_str());
+                match value {
+                    serde_json::Value::String(s) if secret && !s.is_empty() => println!("{key} = \"(set, hidden)\""),
+                    _ => println!("{key} = {value}"),
+                }
             }
             Ok(())
         }
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Audit(AuditCommand::Verify) => {
+            let config = Config::load(cli.config.as_deref())?;
+            init_logging(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = runtime.block_on(async {
+                let (_store, platform) = flowkeep_server::open_platform(&config).await?;
+                platform.verify_audit().await.map_err(anyhow::Error::from)
+            })?;
+            println!("checked {} audit entries", report.checked);
+            for problem in &report.problems {
+                println!("problem: {problem:?}");
+            }
+            if report.is_ok() {
+                println!("the audit chain is intact");
+                Ok(())
+            } else {
+                println!("{} problem(s) found", report.problems.len());
+                std::process::exit(1);
+            }
+        }
     }
 }
 

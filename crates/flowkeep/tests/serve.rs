@@ -1,5 +1,6 @@
-//! End-to-end: the `flowkeep` binary starts on the embedded default, answers `/health` and `/config`,
-//! refuses an invalid configuration with a message naming the key, and stops cleanly on SIGTERM.
+//! End-to-end: the `flowkeep` binary starts on the embedded default (generating its master key file,
+//! bootstrapping principals), answers `/health` and `/config`, refuses an invalid configuration with a
+//! message naming the key, stops cleanly on SIGTERM, and `flowkeep audit verify` checks the audit chain.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -36,6 +37,7 @@ async fn start(data_dir: &std::path::Path) -> Server {
         .env("FLOWKEEP_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("FLOWKEEP_DATA_DIR", data_dir)
         .env("FLOWKEEP_LOG_LEVEL", "warn")
+        .env("FLOWKEEP_ADMIN_PASSWORD", "a long enough test password")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -76,6 +78,9 @@ async fn serves_health_and_config_and_stops_on_sigterm() {
     assert!(config.as_object().unwrap().values().all(|v| !v.is_null()), "typed keys are never null");
 
     assert!(dir.path().join("flowkeep.db").exists(), "the embedded database lives in data_dir");
+    let key_file = dir.path().join("flowkeep.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the generated master key file is owner-only");
 
     let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -88,6 +93,33 @@ async fn serves_health_and_config_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "exit status after SIGTERM: {code}");
+
+    let key_before = std::fs::read(&key_file).unwrap();
+    let out = flowkeep()
+        .args(["audit", "verify"])
+        .env("FLOWKEEP_DATA_DIR", dir.path())
+        .env("FLOWKEEP_LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "audit verify: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("the audit chain is intact"), "{stdout}");
+    assert_eq!(std::fs::read(&key_file).unwrap(), key_before, "the master key is reused, never regenerated");
+}
+
+#[test]
+fn a_well_known_master_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = flowkeep()
+        .arg("audit")
+        .arg("verify")
+        .env("FLOWKEEP_DATA_DIR", dir.path())
+        .env("FLOWKEEP_MASTER_KEY", "0000000000000000000000000000000000000000000000000000000000000000")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("master_key"), "{stderr}");
 }
 
 #[test]
