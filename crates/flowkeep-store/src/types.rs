@@ -197,6 +197,13 @@ pub struct WriteOutcome {
     pub document: Option<Value>,
 }
 
+impl WriteOutcome {
+    /// One document matched; `modified` says whether it changed; `document` is it after the write.
+    pub fn matched_one(document: Value, modified: bool) -> WriteOutcome {
+        WriteOutcome { matched: 1, modified: u64::from(modified), upserted_id: None, document: Some(document) }
+    }
+}
+
 /// The result of a many-document write (`update_many`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ManyOutcome {

@@ -310,12 +310,7 @@ impl SqliteStore {
                     if modified {
                         ctx.replace(&coll, rid, &new)?;
                     }
-                    return Ok(WriteOutcome {
-                        matched: 1,
-                        modified: u64::from(modified),
-                        upserted_id: None,
-                        document: Some(new),
-                    });
+                    return Ok(WriteOutcome::matched_one(new, modified));
                 }
             }
             if !upsert {
@@ -357,12 +352,7 @@ impl SqliteStore {
                     if modified {
                         ctx.replace(&coll, rid, &new)?;
                     }
-                    return Ok(WriteOutcome {
-                        matched: 1,
-                        modified: u64::from(modified),
-                        upserted_id: None,
-                        document: Some(new),
-                    });
+                    return Ok(WriteOutcome::matched_one(new, modified));
                 }
             }
             if !upsert {

@@ -4,6 +4,33 @@
 pub mod scope;
 pub mod store;
 
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// Where a benchmark puts its database files: the given directory (created if needed), or a temporary
+/// one that is removed when the returned guard drops.
+pub(crate) fn work_dir(dir: Option<&PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            Ok((d.clone(), None))
+        }
+        None => {
+            let temp = tempfile::tempdir()?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
+}
+
+/// Removes a SQLite database file with its WAL and shared-memory files, so a run starts empty.
+pub(crate) fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
 /// The benchmarks `flowkeep bench` can run.
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {

@@ -10,7 +10,6 @@
 //!
 //! Target (issue 3, item 10): scoped at most 1.3× unscoped.
 
-use anyhow::Context;
 use flowkeep_core::scope::store_scope;
 use flowkeep_model::Rights;
 use flowkeep_security::{wellknown, Caller, RoleGraph};
@@ -88,21 +87,9 @@ struct Row {
 
 /// Runs the scope benchmark and prints a Markdown table.
 pub fn run(args: &ScopeBenchArgs) -> anyhow::Result<()> {
-    let temp;
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
+    let (dir, _temp) = super::work_dir(args.dir.as_ref())?;
     let path = dir.join("bench-scope.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(dir.join(format!("bench-scope.db{suffix}")));
-    }
+    super::remove_db(&path);
     let n = args.docs.max(READABLE_EVERY * PER_GROUP);
     let readable: Vec<usize> = (0..n).step_by(READABLE_EVERY).collect();
     let readable_groups = readable.len().div_ceil(PER_GROUP);

@@ -5,7 +5,6 @@
 //! The baseline is deliberately fair: a table `(id TEXT PRIMARY KEY, doc TEXT)` with a `json_extract`
 //! expression index on the indexed field, results parsed with `serde_json` like the store does.
 
-use anyhow::Context;
 use flowkeep_model::Rights;
 use flowkeep_store::{FindOptions, IndexOptions, Scope, SqliteStore};
 use rusqlite::{params, Connection};
@@ -96,14 +95,6 @@ fn document(i: usize, groups: usize) -> Value {
     })
 }
 
-fn remove_db(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
-    }
-}
-
 /// Opens the baseline with the store's file settings.
 fn open_raw(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -148,20 +139,10 @@ struct Row {
 
 /// Runs the store benchmark and prints a Markdown table.
 pub fn run(args: &StoreBenchArgs) -> anyhow::Result<()> {
-    let temp;
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
+    let (dir, _temp) = super::work_dir(args.dir.as_ref())?;
     let (store_path, raw_path) = (dir.join("bench-store.db"), dir.join("bench-raw.db"));
-    remove_db(&store_path);
-    remove_db(&raw_path);
+    super::remove_db(&store_path);
+    super::remove_db(&raw_path);
     let n = args.docs.max(1);
     let groups = groups(n);
     let iters = |default: usize| args.iterations.unwrap_or(default).max(1);
@@ -319,8 +300,8 @@ pub fn run(args: &StoreBenchArgs) -> anyhow::Result<()> {
     drop(store);
     drop(raw);
     if args.dir.is_some() {
-        remove_db(&store_path);
-        remove_db(&raw_path);
+        super::remove_db(&store_path);
+        super::remove_db(&raw_path);
     }
     Ok(())
 }
