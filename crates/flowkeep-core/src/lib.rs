@@ -6,6 +6,7 @@
 //! * [`scope`]: the one conversion from a caller to a store scope ([`scope::store_scope`]).
 //! * [`documents`]: query, count, distinct, aggregate, insert, update, replace, upsert and delete, with
 //!   ACL defaults and checks, `_version`/`_created`/`_modified`, field encryption and history.
+//! * [`collections`]: create (audited), drop (admins only, audited) and list collections.
 //! * [`history`]: `<collection>_hist` snapshots and deltas, and rebuilding any version.
 //! * [`identity`]: bootstrap of well-known principals and the first admin, sign-in, token → caller
 //!   resolution with a role cache, impersonation, rules for the `users` collection.
@@ -15,6 +16,7 @@
 //! named system context ([`Caller::system_root`]) is used only by bootstrap and housekeeping.
 
 pub mod audit_log;
+pub mod collections;
 pub mod documents;
 pub mod error;
 pub mod history;

@@ -1,5 +1,6 @@
-//! The HTTP listener: liveness and readiness probes and the `/config` document OpenIAP clients fetch
-//! before they connect. Transports hold no business rules; this module only reports state.
+//! The HTTP listener: liveness and readiness probes, the `/config` document OpenIAP clients fetch before
+//! they connect, and the public keys that verify Flowkeep's tokens (`/.well-known/jwks.json`).
+//! Transports hold no business rules; this module only reports state.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,6 +21,8 @@ pub struct HttpState {
     pub ready: AtomicBool,
     /// Checks that the store answers; used by readiness.
     pub store_probe: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    /// The core, for the token verification keys.
+    pub platform: Arc<flowkeep_core::Platform>,
 }
 
 /// The router for the HTTP listener.
@@ -29,7 +32,13 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/config", get(client_config))
+        .route("/.well-known/jwks.json", get(jwks))
         .with_state(state)
+}
+
+/// The JSON Web Key Set of every signing key still accepted (the active one and retired ones).
+async fn jwks(State(state): State<Arc<HttpState>>) -> Response {
+    Json(state.platform.jwks().await).into_response()
 }
 
 async fn live() -> Response {

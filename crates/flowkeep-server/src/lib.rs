@@ -51,7 +51,8 @@ fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
 
 /// Runs the server until `shutdown` completes, then stops accepting and returns.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let (store, _platform) = open_platform(&config).await?;
+    let (store, platform) = open_platform(&config).await?;
+    let platform = Arc::new(platform);
 
     let sweeper = tokio::spawn(sweep_expired(store.clone(), Duration::from_secs(config.ttl_sweep_seconds)));
 
@@ -61,6 +62,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         config: config.clone(),
         ready: AtomicBool::new(false),
         store_probe: Box::new(move || probe_store.ping().map_err(|e| e.to_string())),
+        platform,
     });
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP listener on {addr}"))?;

@@ -77,6 +77,13 @@ async fn serves_health_and_config_and_stops_on_sigterm() {
     assert!(config["ping_clients_interval"].is_i64());
     assert!(config.as_object().unwrap().values().all(|v| !v.is_null()), "typed keys are never null");
 
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{}/.well-known/jwks.json", server.base)).await.unwrap().json().await.unwrap();
+    let keys = jwks["keys"].as_array().expect("a JWKS document");
+    assert!(!keys.is_empty(), "{jwks}");
+    assert!(keys.iter().all(|k| k["kty"] == "OKP" && k["alg"] == "EdDSA" && k["kid"].is_string()), "{jwks}");
+    assert!(keys.iter().all(|k| k.get("d").is_none()), "never a private part: {jwks}");
+
     assert!(dir.path().join("flowkeep.db").exists(), "the embedded database lives in data_dir");
     let key_file = dir.path().join("flowkeep.key");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions());
