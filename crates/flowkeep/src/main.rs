@@ -37,6 +37,18 @@ enum Command {
     /// Inspect the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new active signing key; retired keys keep verifying until their long tokens expire.
+    /// Run it while the server is stopped (the embedded database is opened by one process at a time).
+    Rotate,
+    /// Print the JWKS: the public keys that verify tokens (the active one and retired ones).
+    Jwks,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +88,22 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Keys(cmd) => {
+            let config = Config::load(cli.config.as_deref())?;
+            init_logging(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let (_store, platform) = flowkeep_server::open_platform(&config).await?;
+                match cmd {
+                    KeysCommand::Rotate => {
+                        let kid = platform.rotate_signing_key().await?;
+                        println!("new active signing key: {kid}");
+                    }
+                    KeysCommand::Jwks => println!("{}", serde_json::to_string_pretty(&platform.jwks().await)?),
+                }
+                Ok::<(), anyhow::Error>(())
+            })
+        }
         Command::Audit(AuditCommand::Verify) => {
             let config = Config::load(cli.config.as_deref())?;
             init_logging(&config)?;

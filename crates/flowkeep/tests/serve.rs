@@ -153,3 +153,31 @@ fn help_lists_the_commands() {
         assert!(text.contains(cmd), "{text}");
     }
 }
+
+#[test]
+fn keys_rotate_keeps_the_retired_key_in_the_jwks() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = flowkeep()
+            .args(args)
+            .env("FLOWKEEP_DATA_DIR", dir.path())
+            .env("FLOWKEEP_LOG_LEVEL", "error")
+            .env("FLOWKEEP_ADMIN_PASSWORD", "a long enough test password")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let kids = |jwks: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(jwks).unwrap();
+        v["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
+    };
+    let before = kids(&run(&["keys", "jwks"]));
+    assert_eq!(before.len(), 1, "one key at first start: {before:?}");
+    let rotated = run(&["keys", "rotate"]);
+    let new_kid = rotated.trim().rsplit(' ').next().unwrap().to_string();
+    let after = kids(&run(&["keys", "jwks"]));
+    assert!(after.contains(&before[0]), "the retired key still verifies: {after:?}");
+    assert!(after.contains(&new_kid) && new_kid != before[0], "{rotated} / {after:?}");
+    assert!(run(&["audit", "verify"]).contains("the audit chain is intact"));
+}
