@@ -3,27 +3,21 @@
 //! Creating and dropping are audited.
 
 use crate::audit_log::{actor_of, draft};
-use crate::documents::{check_collection, Access, AUDIT};
-use crate::error::{CoreError, Result};
+use crate::documents::{check_collection, Access};
+use crate::error::Result;
 use crate::history::HIST_SUFFIX;
-use crate::identity::USERS_COLLECTION;
 use crate::platform::Platform;
 use flowkeep_security::audit::Target;
-use flowkeep_security::{AuditKind, Caller};
+use flowkeep_security::{policy, AuditKind, Caller};
 use flowkeep_store::{CollectionInfo, CollectionOptions};
 use serde_json::json;
-
-/// Collections that can never be dropped: the principals and the audit trail.
-const UNDROPPABLE: &[&str] = &[USERS_COLLECTION, AUDIT];
 
 impl Platform {
     /// Creates a collection with options (time-series, `expireAfterSeconds`). Reserved system names and
     /// history collections are refused; an existing collection with the same options is not an error.
     pub async fn create_collection(&self, caller: &Caller, name: &str, options: &CollectionOptions) -> Result<()> {
         check_collection(name, Access::Write)?;
-        if caller.is_guest() {
-            return Err(CoreError::AccessDenied("guests may not create collections".into()));
-        }
+        policy::authorize_collection_create(caller, name)?;
         self.store.create_collection(name, options).await?;
         self.audit_collection(caller, AuditKind::CollectionCreated, name, json!({"options": options})).await
     }
@@ -32,12 +26,7 @@ impl Platform {
     /// cannot be dropped. Returns false if it did not exist.
     pub async fn drop_collection(&self, caller: &Caller, name: &str) -> Result<bool> {
         check_collection(name, Access::Write)?;
-        if !caller.is_admin() {
-            return Err(CoreError::AccessDenied("only admins may drop collections".into()));
-        }
-        if UNDROPPABLE.contains(&name) {
-            return Err(CoreError::AccessDenied(format!("collection '{name}' cannot be dropped")));
-        }
+        policy::authorize_collection_drop(caller, name)?;
         let existed = self.store.drop_collection(name).await?;
         // History without its collection would be an orphan no command can reach.
         let history_existed = self.store.drop_collection(&format!("{name}{HIST_SUFFIX}")).await?;

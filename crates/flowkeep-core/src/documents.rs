@@ -40,7 +40,7 @@
 //! else) but written only by the system.
 
 use crate::error::{CoreError, Result};
-use crate::history::{self, Change, HIST_SUFFIX};
+use crate::history::{self, Change};
 use crate::identity;
 use crate::platform::Platform;
 use crate::scope::store_scope;
@@ -48,6 +48,7 @@ use flowkeep_model::{new_object_id, Rights};
 use flowkeep_query::{Filter, Limits, Projection, QueryError, Update, UpdateContext};
 use flowkeep_security::acl::{acl_to_value, acl_value};
 use flowkeep_security::fieldcrypt::encrypted_fields;
+use flowkeep_security::policy;
 use flowkeep_security::wellknown;
 use flowkeep_security::{
     normalize_acl, parse_acl, Ace, Caller, NormalizeOptions, RoleGraph, RoleGraphOptions, SecurityError, WriteKind,
@@ -69,11 +70,11 @@ pub const MAX_INSERT_MANY: usize = 10_000;
 /// read and our write.
 pub const WRITE_RETRIES: usize = 5;
 /// Collections with this prefix hold system state (signing keys, …) and are refused to clients.
-pub const RESERVED_PREFIX: &str = "flowkeep.";
+pub const RESERVED_PREFIX: &str = policy::RESERVED_COLLECTION_PREFIX;
 /// The principals collection.
-pub const USERS: &str = "users";
+pub const USERS: &str = policy::USERS_COLLECTION;
 /// The audit collection, written only by the system.
-pub const AUDIT: &str = "audit";
+pub const AUDIT: &str = policy::AUDIT_COLLECTION;
 
 const PASSWORD_HASH: &str = "passwordhash";
 /// The entry a new user gets on its own document: full control minus delete (OpenIAP's 65527).
@@ -125,32 +126,15 @@ pub struct ManyResult {
 }
 
 /// What a command does to a collection, for [`check_collection`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    Read,
-    Write,
-}
+pub(crate) use flowkeep_security::policy::CollectionAccess as Access;
 
-/// Refuses collections a client may not use this way: reserved system collections always; `audit` and
-/// history collections for writes.
+/// Refuses collections a client may not use this way (the rules are `flowkeep-security`'s: reserved system
+/// collections always; `audit` and history collections for writes) and empty names.
 pub(crate) fn check_collection(collection: &str, access: Access) -> Result<()> {
     if collection.is_empty() {
         return Err(CoreError::InvalidRequest("collection: a collection name is required".into()));
     }
-    // Case-insensitive: a backend with case-insensitive names must not offer a way around the guard.
-    if collection.get(..RESERVED_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX)) {
-        return Err(CoreError::AccessDenied(format!("collection '{collection}' is reserved for the system")));
-    }
-    if access == Access::Write {
-        if collection == AUDIT {
-            return Err(CoreError::AccessDenied("the audit collection is written only by the system".into()));
-        }
-        if collection.ends_with(HIST_SUFFIX) {
-            return Err(CoreError::AccessDenied(format!(
-                "history collection '{collection}' is written only by the system"
-            )));
-        }
-    }
+    policy::authorize_collection_access(collection, access)?;
     Ok(())
 }
 

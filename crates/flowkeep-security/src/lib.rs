@@ -5,6 +5,8 @@
 //!   [`allows`] (deny entries enforced: deny wins), ACL normalisation on write and who may change an ACL.
 //! * [`roles`]: effective roles as the transitive closure over role membership.
 //! * [`password`]: argon2id hashing, and verification of argon2 and OpenIAP Flow's bcrypt hashes.
+//! * [`policy`]: who may write principals (creating identities, admin-only fields) and collections
+//!   (create, drop, the system's reserved names).
 //! * [`caller`]: [`Caller`], the resolved identity a request runs as, and the store scope it may see.
 //! * [`keys`]: the master key (configured, or an owner-only key file: the crate's only file IO), one
 //!   derived key per purpose, the Ed25519 token signing key ring (encrypted at rest, rotation, JWKS),
@@ -26,6 +28,7 @@ pub mod error;
 pub mod fieldcrypt;
 pub mod keys;
 pub mod password;
+pub mod policy;
 pub mod roles;
 pub mod tokens;
 pub mod wellknown;

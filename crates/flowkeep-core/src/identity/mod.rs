@@ -159,12 +159,6 @@ fn str_field<'a>(doc: &'a Value, field: &str) -> Option<&'a str> {
     doc.get(field).and_then(Value::as_str)
 }
 
-/// `disabled` and similar flags: set unless absent, `null` or `false` (an odd value fails closed, as in
-/// `Caller::resolve`).
-fn flag_set(value: Option<&Value>) -> bool {
-    !matches!(value, None | Some(Value::Null) | Some(Value::Bool(false)))
-}
-
 /// The member ids of a role document (`{_id}` objects or legacy plain strings).
 fn member_ids(doc: &Value) -> Vec<String> {
     match doc.get("members") {

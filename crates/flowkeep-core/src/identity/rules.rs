@@ -1,14 +1,10 @@
 //! The rules of the `users` collection, applied by the documents layer around every write to it.
 
 use super::*;
+use flowkeep_security::policy;
 
 fn invalid(msg: impl Into<String>) -> CoreError {
     CoreError::InvalidRequest(msg.into())
-}
-
-/// A field compared between the stored and the new document, absent counting as `null`.
-fn field_changed(old: &Value, new: &Map<String, Value>, field: &str) -> bool {
-    old.get(field).unwrap_or(&Value::Null) != new.get(field).unwrap_or(&Value::Null)
 }
 
 /// Applies the `users` collection's rules to a document about to be written by `caller`: user names
@@ -38,11 +34,6 @@ pub(crate) async fn prepare_user_write(
     if old_type.as_ref().is_some_and(|t| *t != doc_type) {
         return Err(invalid("_type cannot be changed"));
     }
-    // Least privilege: a user or customer is an identity that can sign in or own others, so only admins
-    // create them; any signed-in user may create roles (to share its own documents).
-    if old.is_none() && doc_type != "role" && !caller.is_admin() {
-        return Err(CoreError::AccessDenied(format!("only admins may create a {doc_type}")));
-    }
     map.insert("_type".into(), Value::String(doc_type.clone()));
     let id = map
         .get("_id")
@@ -55,7 +46,7 @@ pub(crate) async fn prepare_user_write(
     let new_password = map.remove("newpassword");
     let old_hash = old.and_then(|o| o.get("passwordhash")).cloned();
     let supplied_hash = map.get("passwordhash").cloned();
-    if supplied_hash != old_hash && !(caller.is_admin() && supplied_hash.is_some()) {
+    if supplied_hash != old_hash && !(policy::may_write_password_hash(caller) && supplied_hash.is_some()) {
         match old_hash {
             Some(h) => map.insert("passwordhash".into(), h),
             None => map.remove("passwordhash"),
@@ -98,6 +89,9 @@ pub(crate) async fn prepare_user_write(
             }
         }
     }
+    // Who may write this principal is the security crate's decision; asked before the uniqueness checks
+    // so a refused writer learns nothing about which names are taken.
+    policy::authorize_principal_write(caller, &doc_type, old, map)?;
     // System scope for both checks: a name taken by a principal the writer cannot see is still taken.
     if let (true, Some(username)) = (doc_type == "user", map.get("username").and_then(Value::as_str)) {
         let taken = json!({"username": username, "_id": {"$ne": id}});
@@ -112,32 +106,6 @@ pub(crate) async fn prepare_user_write(
         }
     }
 
-    // Admin-only fields and the self rules.
-    let own = old.and_then(|o| str_field(o, "_id")).is_some_and(|o| o == caller.user_id());
-    if !caller.is_admin() {
-        if let Some(o) = old {
-            let old_username = str_field(o, "username").map(str::to_lowercase);
-            let new_username = map.get("username").and_then(Value::as_str).map(str::to_owned);
-            if !own && old_username != new_username {
-                return Err(CoreError::AccessDenied("only admins may change another user's username".into()));
-            }
-            if !own && flag_set(o.get("disabled")) != flag_set(map.get("disabled")) {
-                return Err(CoreError::AccessDenied("only admins may disable or enable another user".into()));
-            }
-        }
-        for field in ["dblocked", "dbusage"] {
-            let changed = match old {
-                Some(o) => field_changed(o, map, field),
-                None => map.get(field).is_some_and(|v| !v.is_null()),
-            };
-            if changed {
-                return Err(CoreError::AccessDenied(format!("only admins may set {field}")));
-            }
-        }
-    }
-    if own && flag_set(map.get("disabled")) && !old.is_some_and(|o| flag_set(o.get("disabled"))) {
-        return Err(CoreError::AccessDenied("you cannot disable yourself".into()));
-    }
     if let Some(password) = new_password {
         let hash = hash_blocking(password).await?;
         map.insert("passwordhash".into(), Value::String(hash));
