@@ -278,11 +278,6 @@ fn is_user_doc(doc: &Value) -> bool {
     doc.get("_type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("user"))
 }
 
-/// Whether `doc` is the caller's own user document (the self rule of the security model applies).
-fn is_own_user_doc(caller: &Caller, collection: &str, doc: &Value) -> bool {
-    collection == USERS && doc.get("_id").and_then(Value::as_str) == Some(caller.user_id()) && is_user_doc(doc)
-}
-
 /// How a single-document update ended.
 enum Commit {
     /// Nothing really changed; nothing was written. Carries the document in clear text.
@@ -618,7 +613,7 @@ impl Platform {
             None if collection == USERS && filter == &json!({"_id": caller.user_id()}) => {
                 let own =
                     self.store.find_one(collection, &Scope::system(), filter, None).await?.ok_or_else(not_found)?;
-                if !is_own_user_doc(caller, collection, &own) {
+                if !caller.is_own_user_doc(collection, &own) {
                     return Err(not_found());
                 }
                 own
@@ -859,11 +854,8 @@ impl Platform {
         self.fields.encrypt_document(collection, &mut new).map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
         // The self rule lets a user update its own user document whatever its ACL says; it was checked
         // by `authorize_document`, so that write is not narrowed by the ACL scope.
-        let scope = if is_own_user_doc(caller, collection, old) {
-            Scope::system()
-        } else {
-            store_scope(caller, Rights::UPDATE)
-        };
+        let scope =
+            if caller.is_own_user_doc(collection, old) { Scope::system() } else { store_scope(caller, Rights::UPDATE) };
         let outcome = self.store.replace_one(collection, &scope, &version_guard(old), new.clone(), false).await?;
         if outcome.matched == 0 {
             return Ok(Commit::LostRace);

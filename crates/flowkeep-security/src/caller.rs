@@ -297,7 +297,10 @@ impl Caller {
         }
     }
 
-    fn is_own_user_doc(&self, collection: &str, doc: &Value) -> bool {
+    /// Whether `doc` (in `collection`) is this caller's own user document, to which the self rule applies
+    /// (any right but delete, whatever its ACL says). The core asks this before it bypasses the ACL scope
+    /// for that one document.
+    pub fn is_own_user_doc(&self, collection: &str, doc: &Value) -> bool {
         collection == "users"
             && doc.get("_type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("user"))
             && doc.get("_id").and_then(Value::as_str) == Some(self.user_id.as_str())
