@@ -1,7 +1,12 @@
 //! Turning a scope and a filter's index hints into a SQL `WHERE` clause over `col_N AS t`.
 //!
-//! * The scope becomes two subqueries on the ACL side table (allowing entries, minus denying ones), so
-//!   out-of-scope documents are never read.
+//! * Without a pushable hint, the scope becomes two subqueries on the ACL side table (allowing entries,
+//!   minus denying ones) that drive the read from the `(principal, …)` index, so a principal that can read
+//!   few documents of a large collection never causes a full scan.
+//! * With one, the hint drives and the scope is evaluated on each candidate row as the store reads it
+//!   ([`Plan::acl_per_row`], with [`Scope::admits`]), before the filter re-check, sort, skip and limit:
+//!   measured (`flowkeep bench scope`), that costs a fraction of a correlated lookup in the side table
+//!   per candidate.
 //! * `_id` equality / `$in` / string ranges use the document table's unique `id` column.
 //! * Hints on the first field of a secondary index become `t.rid IN (SELECT doc FROM ix_N WHERE …)`.
 //!
@@ -27,8 +32,10 @@ pub struct Plan {
     pub params: Vec<SqlValue>,
     /// What was pushed down, for `explain`.
     pub pushed: Vec<Value>,
-    /// True if the scope is evaluated in SQL (always, for an ACL scope).
+    /// True if the scope is evaluated in SQL, driving from the ACL side table's `(principal, …)` index.
     pub acl_pushdown: bool,
+    /// True if the scope is evaluated on each candidate row as it is read (candidate-driven plans).
+    pub acl_per_row: bool,
 }
 
 impl Plan {
@@ -51,11 +58,16 @@ impl Plan {
 pub fn plan(coll: &CollMeta, scope: &Scope, hints: &[IndexHint]) -> Plan {
     let mut plan = Plan::default();
     push_hints(&mut plan, coll, hints, !scope.is_system());
-    // With a pushed-down hint the candidates are few: check each one's ACL rows through the `(doc, …)`
-    // index. Without one, drive from the `(principal, …)` index instead, so a principal that can read
-    // few documents of a large collection never causes a full scan.
-    let correlated = !plan.pushed.is_empty();
-    push_scope(&mut plan, coll.id, scope, correlated);
+    // With a pushed-down hint the hint bounds the candidates, and each is checked as it is read. Without
+    // one, drive from the ACL side table's `(principal, …)` index instead.
+    if scope.is_system() {
+        return plan;
+    }
+    if plan.pushed.is_empty() {
+        push_scope(&mut plan, coll.id, scope);
+    } else {
+        plan.acl_per_row = true;
+    }
     plan
 }
 
@@ -63,8 +75,9 @@ pub fn plan(coll: &CollMeta, scope: &Scope, hints: &[IndexHint]) -> Plan {
 /// by `json_each` (slower to set up, but any number of roles fits in one statement).
 const INLINE_PRINCIPALS: usize = 32;
 
-/// Adds the scope conditions.
-fn push_scope(plan: &mut Plan, coll_id: i64, scope: &Scope, correlated: bool) {
+/// Adds the scope as SQL conditions that drive from the ACL side table's `(principal, deny, rights, doc)`
+/// index: documents a listed principal is granted the rights on, minus those one is denied them on.
+fn push_scope(plan: &mut Plan, coll_id: i64, scope: &Scope) {
     let Scope::Acl { principals, rights } = scope else { return };
     let mask = i64::from(rights.0);
     let (list, list_params): (String, Vec<SqlValue>) = if principals.len() <= INLINE_PRINCIPALS {
@@ -73,45 +86,20 @@ fn push_scope(plan: &mut Plan, coll_id: i64, scope: &Scope, correlated: bool) {
     } else {
         ("(SELECT value FROM json_each(?))".into(), vec![SqlValue::Text(Value::from(principals.clone()).to_string())])
     };
-    if correlated {
-        // One correlated subquery per candidate: seek the candidate's few ACL rows through the covering
-        // `(doc, principal, deny, rights)` index (the unary `+` keeps SQLite from turning the principal
-        // condition into one index probe per principal) and fold them into one verdict: 0 = a listed
-        // principal is denied one of the bits, 1 = a listed principal is granted all of them, 2 = neither.
-        // The document is in scope iff the minimum is 1 (no rows: NULL, out of scope). The mask is an integer
-        // and goes in as a literal, so the statement text (and the prepared statement cache) depends only
-        // on the number of principals. Inline principals are compared one by one (`+a.principal = ? OR
-        // …`): an `IN (?, ?, …)` list would be built into a temporary b-tree on every execution, which
-        // costs a point read more than checking its two or three ACL rows against the list.
-        let listed = if principals.len() > INLINE_PRINCIPALS {
-            format!("+a.principal IN {list}")
-        } else if principals.is_empty() {
-            "0".to_string()
-        } else {
-            format!("({})", vec!["+a.principal = ?"; principals.len()].join(" OR "))
-        };
-        let verdict = format!(
-            "(SELECT min(CASE WHEN a.deny = 1 THEN (CASE WHEN (a.rights & {mask}) <> 0 THEN 0 ELSE 2 END) \
-             WHEN (a.rights & {mask}) = {mask} THEN 1 ELSE 2 END) \
-             FROM acl_{coll_id} AS a WHERE a.doc = t.rid AND {listed}) = 1"
-        );
-        plan.push(verdict, list_params);
-    } else {
-        let allow = format!(
-            "t.rid IN (SELECT a.doc FROM acl_{coll_id} AS a WHERE a.principal IN {list} \
-             AND a.deny = 0 AND (a.rights & ?) = ?)"
-        );
-        let deny = format!(
-            "t.rid NOT IN (SELECT d.doc FROM acl_{coll_id} AS d WHERE d.principal IN {list} \
-             AND d.deny = 1 AND (d.rights & ?) <> 0)"
-        );
-        let mut allow_params = list_params.clone();
-        allow_params.extend([SqlValue::Integer(mask), SqlValue::Integer(mask)]);
-        plan.push(allow, allow_params);
-        let mut deny_params = list_params;
-        deny_params.push(SqlValue::Integer(mask));
-        plan.push(deny, deny_params);
-    }
+    let allow = format!(
+        "t.rid IN (SELECT a.doc FROM acl_{coll_id} AS a WHERE a.principal IN {list} \
+         AND a.deny = 0 AND (a.rights & ?) = ?)"
+    );
+    let deny = format!(
+        "t.rid NOT IN (SELECT d.doc FROM acl_{coll_id} AS d WHERE d.principal IN {list} \
+         AND d.deny = 1 AND (d.rights & ?) <> 0)"
+    );
+    let mut allow_params = list_params.clone();
+    allow_params.extend([SqlValue::Integer(mask), SqlValue::Integer(mask)]);
+    plan.push(allow, allow_params);
+    let mut deny_params = list_params;
+    deny_params.push(SqlValue::Integer(mask));
+    plan.push(deny, deny_params);
     plan.acl_pushdown = true;
 }
 

@@ -31,6 +31,7 @@ pub fn with_matches<T>(
     let mut stmt = conn.prepare_cached(&select_sql(coll, &plan))?;
     let mut rows = stmt.query(params_from_iter(plan.params.iter()))?;
     let check = !filter.is_empty();
+    let check_scope = plan.acl_per_row;
     let mut failure: Option<StoreError> = None;
     let out = {
         let mut iter = std::iter::from_fn(|| loop {
@@ -55,6 +56,9 @@ pub fn with_matches<T>(
                     return None;
                 }
             };
+            if check_scope && !scope.admits(&coll.name, &doc) {
+                continue;
+            }
             if !check {
                 return Some((rid, doc));
             }
@@ -188,6 +192,7 @@ pub fn explain(conn: &Connection, coll: Option<&CollMeta>, scope: &Scope, query:
         "table": format!("col_{}", coll.id),
         "scope": scope_json,
         "aclPushdown": plan.acl_pushdown,
+        "aclPerRow": plan.acl_per_row,
         "hints": hints_json,
         "pushdown": plan.pushed,
         "sql": sql,
