@@ -22,15 +22,22 @@ impl Platform {
         self.audit_collection(caller, AuditKind::CollectionCreated, name, json!({"options": options})).await
     }
 
-    /// Drops a collection with its documents, indexes and history. Admins only; `users` and `audit`
-    /// cannot be dropped. Returns false if it did not exist.
+    /// Drops a collection with its documents, indexes and history (and, for a file bucket `X.files`, its
+    /// content `X.chunks`). Admins only; `users` and `audit` cannot be dropped. Returns false if it did not exist.
     pub async fn drop_collection(&self, caller: &Caller, name: &str) -> Result<bool> {
         check_collection(name, Access::Write)?;
         policy::authorize_collection_drop(caller, name)?;
         let existed = self.store.drop_collection(name).await?;
-        // History without its collection would be an orphan no command can reach.
+        // History without its collection would be an orphan no command can reach; so would the content
+        // of a file bucket's metadata (`X.files` → `X.chunks`).
         let history_existed = self.store.drop_collection(&format!("{name}{HIST_SUFFIX}")).await?;
-        if existed || history_existed {
+        let chunks_existed = match name.strip_suffix(".files") {
+            Some(bucket) if !bucket.is_empty() => {
+                self.store.drop_collection(&format!("{bucket}{}", policy::CHUNKS_SUFFIX)).await?
+            }
+            _ => false,
+        };
+        if existed || history_existed || chunks_existed {
             self.audit_collection(caller, AuditKind::CollectionDropped, name, serde_json::Value::Null).await?;
         }
         Ok(existed)

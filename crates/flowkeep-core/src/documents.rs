@@ -31,6 +31,10 @@
 //!   (optimistic concurrency, retried [`WRITE_RETRIES`] times) and recorded as a JSON-patch delta.
 //! * Deletes need DELETE through the scope *and* on the document ([`Caller::authorize_document`]: nobody
 //!   deletes their own user document), and leave a delete snapshot in history.
+//! * Every committed change is published once on the change feed ([`crate::changes`]) right after its
+//!   store write and history; an update that changes nothing publishes nothing.
+//! * Deleting a metadata document of a `*.files` collection deletes the file's chunks in `*.chunks` too
+//!   ([`crate::files`]), on a named system path after the DELETE check on the metadata document.
 //! * Many-document writes select at most [`MAX_MANY_WRITE`] documents in scope, then run the
 //!   single-document path per document. They are atomic per document (as MongoDB's `updateMany`), not as
 //!   a whole: an error stops the command with the documents before it written.
@@ -39,6 +43,7 @@
 //! every client, admins included. `audit` and `<collection>_hist` are readable (scoped like anything
 //! else) but written only by the system.
 
+use crate::changes::ChangeOperation;
 use crate::error::{CoreError, Result};
 use crate::history::{self, Change};
 use crate::identity;
@@ -53,6 +58,7 @@ use flowkeep_security::wellknown;
 use flowkeep_security::{
     normalize_acl, parse_acl, Ace, Caller, NormalizeOptions, RoleGraph, RoleGraphOptions, SecurityError, WriteKind,
 };
+use flowkeep_store::scope::is_files_collection;
 use flowkeep_store::{CollectionKind, FindOptions, Scope};
 use serde_json::{json, Map, Value};
 
@@ -149,7 +155,7 @@ pub(crate) fn version_of(doc: &Value) -> u64 {
 }
 
 /// The current time as the ISO-8601 UTC string stored in `_created`/`_modified`.
-fn now_string() -> String {
+pub(crate) fn now_string() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -159,7 +165,7 @@ fn query_error(what: &'static str) -> impl Fn(QueryError) -> CoreError {
 
 /// Maps an error of ACL parsing or normalisation: malformed input is the client's fault, a self-lockout
 /// or a refused change is a denial.
-fn acl_error(e: SecurityError) -> CoreError {
+pub(crate) fn acl_error(e: SecurityError) -> CoreError {
     match e {
         SecurityError::InvalidAcl(_) | SecurityError::TooManyAces { .. } => {
             CoreError::InvalidRequest(format!("_acl: {e}"))
@@ -278,6 +284,18 @@ fn is_user_doc(doc: &Value) -> bool {
     doc.get("_type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("user"))
 }
 
+/// A query ready for the store: see [`Platform::prepare_find`].
+pub(crate) struct PreparedFind {
+    /// The caller's read scope.
+    pub scope: Scope,
+    /// The client's filter, narrowed by `queryas`.
+    pub filter: Value,
+    /// Sort, skip and the effective top; never a projection.
+    pub options: FindOptions,
+    /// The client's projection, applied to decrypted documents.
+    pub projection: Option<Projection>,
+}
+
 /// How a single-document update ended.
 enum Commit {
     /// Nothing really changed; nothing was written. Carries the document in clear text.
@@ -295,9 +313,32 @@ impl Platform {
 
     /// The documents of `collection` the caller may read matching `request`, decrypted.
     pub async fn query(&self, caller: &Caller, collection: &str, request: &QueryRequest) -> Result<Vec<Value>> {
+        let Some(find) = self.prepare_find(caller, collection, request).await? else { return Ok(Vec::new()) };
+        let docs = self.store.find(collection, &find.scope, &find.filter, &find.options).await?;
+        docs.into_iter()
+            .map(|doc| {
+                let doc = self.client_view(collection, doc)?;
+                match &find.projection {
+                    Some(p) => p.apply(&doc).map_err(query_error("projection")),
+                    None => Ok(doc),
+                }
+            })
+            .collect()
+    }
+
+    /// Checks `request` and turns it into the store's find as `caller` (scope, narrowed filter, sort,
+    /// paging) plus the projection to apply after decryption: the one definition of a query, shared by
+    /// [`Platform::query`] and [`Platform::explain_query`]. `None` when the caller reads nothing here
+    /// whatever the filter (the guest over `audit`).
+    pub(crate) async fn prepare_find(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        request: &QueryRequest,
+    ) -> Result<Option<PreparedFind>> {
         check_collection(collection, Access::Read)?;
         if guest_reads_audit(caller, collection) {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         guard_users_input(collection, "filter", &request.filter)?;
         let limits = Limits::default();
@@ -317,20 +358,11 @@ impl Platform {
         };
         let filter =
             self.narrowed(caller, collection, &filter_or_all(&request.filter), request.queryas.as_deref()).await?;
-        // The projection is applied here, after decryption: the store's projection could drop `_id` or
-        // `_encrypt`, which decryption needs.
+        // The projection is applied after decryption, not by the store: the store's projection could drop
+        // `_id` or `_encrypt`, which decryption needs.
         let options =
             FindOptions { projection: None, sort: request.sort.clone(), skip: request.skip, limit: Some(top) };
-        let docs = self.store.find(collection, &store_scope(caller, Rights::READ), &filter, &options).await?;
-        docs.into_iter()
-            .map(|doc| {
-                let doc = self.client_view(collection, doc)?;
-                match &projection {
-                    Some(p) => p.apply(&doc).map_err(query_error("projection")),
-                    None => Ok(doc),
-                }
-            })
-            .collect()
+        Ok(Some(PreparedFind { scope: store_scope(caller, Rights::READ), filter, options, projection }))
     }
 
     /// How many documents of `collection` the caller may read match `filter`.
@@ -432,7 +464,7 @@ impl Platform {
     }
 
     /// A stored document as a client sees it: no password hash, encrypted fields decrypted.
-    fn client_view(&self, collection: &str, mut doc: Value) -> Result<Value> {
+    pub(crate) fn client_view(&self, collection: &str, mut doc: Value) -> Result<Value> {
         strip_hash(collection, &mut doc);
         self.fields.decrypt_document(collection, &mut doc).map_err(|e| decrypt_error(collection, e))?;
         Ok(doc)
@@ -508,6 +540,9 @@ impl Platform {
             if let Err(e) = self.write_history(collection, entries).await {
                 tracing::error!(error = %e, collection, "writing history of an insert failed");
             }
+        }
+        for doc in written {
+            self.publish_change(collection, ChangeOperation::Insert, doc);
         }
         if collection == USERS {
             for doc in &plain {
@@ -594,7 +629,7 @@ impl Platform {
         Ok((doc, plain, reason))
     }
 
-    fn normalize_options(&self) -> NormalizeOptions {
+    pub(crate) fn normalize_options(&self) -> NormalizeOptions {
         NormalizeOptions { max_ace_count: self.config.max_ace_count, ..NormalizeOptions::default() }
     }
 
@@ -654,7 +689,8 @@ impl Platform {
             // A client may send back values it read without decryption; compare and store clear text.
             // Values that do not decrypt here are plain text to encrypt.
             let _ = self.fields.decrypt_document(collection, &mut merged);
-            match self.commit_update(caller, collection, &old, merged, reason.as_deref(), timeseries).await? {
+            let replace = ChangeOperation::Replace;
+            match self.commit_update(caller, collection, &old, merged, reason.as_deref(), timeseries, replace).await? {
                 Commit::Unchanged(doc) | Commit::Written(doc) => return Ok(without_hash(collection, doc)),
                 Commit::LostRace => continue,
             }
@@ -764,6 +800,11 @@ impl Platform {
         if let Err(e) = self.write_history(collection, vec![history::delete_entry(collection, old, &change)]).await {
             tracing::error!(error = %e, collection, "writing the delete snapshot failed");
         }
+        if is_files_collection(collection) {
+            // The file's content goes with its metadata document; the DELETE check above was the file's.
+            self.delete_chunks_of(collection, old).await;
+        }
+        self.publish_change(collection, ChangeOperation::Delete, outcome.document.unwrap_or_else(|| old.clone()));
         if collection == USERS {
             let plain = self.decrypted(collection, old.clone())?;
             identity::after_user_write(self, caller, Some(&plain), None).await?;
@@ -791,11 +832,12 @@ impl Platform {
             return Ok(Commit::Unchanged(doc));
         }
         let reason = doc.as_object_mut().and_then(take_transient);
-        self.commit_update(caller, collection, old, doc, reason.as_deref(), timeseries).await
+        self.commit_update(caller, collection, old, doc, reason.as_deref(), timeseries, ChangeOperation::Update).await
     }
 
     /// The one write path of every update: `new` is the whole new document in clear text; `old` the
-    /// stored one. See the module docs.
+    /// stored one; `operation` how the change is published (replace or update). See the module docs.
+    #[allow(clippy::too_many_arguments)]
     async fn commit_update(
         &self,
         caller: &Caller,
@@ -804,6 +846,7 @@ impl Platform {
         mut new: Value,
         reason: Option<&str>,
         timeseries: bool,
+        operation: ChangeOperation,
     ) -> Result<Commit> {
         let old_plain = self.decrypted(collection, old.clone())?;
         let Some(map) = new.as_object_mut() else {
@@ -865,6 +908,7 @@ impl Platform {
         if let Err(e) = self.record_update(collection, old, &stored, &change).await {
             tracing::error!(error = %e, collection, "writing history of an update failed");
         }
+        self.publish_change(collection, operation, stored);
         if collection == USERS {
             identity::after_user_write(self, caller, Some(&old_plain), Some(&plain)).await?;
         }

@@ -10,17 +10,25 @@
 //! * [`history`]: `<collection>_hist` snapshots and deltas, and rebuilding any version.
 //! * [`identity`]: bootstrap of well-known principals and the first admin, sign-in, token → caller
 //!   resolution with a role cache, impersonation, rules for the `users` collection.
+//! * [`changes`]: the change feed behind `watch`, and what of each change a caller may see.
+//! * [`files`]: upload and download of files kept in chunks, ACL on the file's metadata.
+//! * [`indexes`]: create, list and drop indexes as the caller.
+//! * [`customers`]: `ensurecustomer`, and `explain` of a query.
 //! * [`audit_log`]: appending to the audit chain and verifying it.
 //!
 //! The invariant (see ARCHITECTURE.md): no command reaches the store without its caller's scope; the
 //! named system context ([`Caller::system_root`]) is used only by bootstrap and housekeeping.
 
 pub mod audit_log;
+pub mod changes;
 pub mod collections;
+pub mod customers;
 pub mod documents;
 pub mod error;
+pub mod files;
 pub mod history;
 pub mod identity;
+pub mod indexes;
 pub mod platform;
 pub mod scope;
 

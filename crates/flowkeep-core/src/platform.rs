@@ -1,14 +1,18 @@
-//! [`Platform`]: the running core. It owns the store handle and the security state (token key ring, field
-//! keys, audit writer, role cache) and is shared by every transport.
+//! [`Platform`]: the running core. It owns the store handle, the security state (token key ring, field
+//! keys, audit writer, role cache) and the change feed, and is shared by every transport.
 
 use crate::audit_log::AuditWriter;
+use crate::changes::{ChangeEvent, CHANGE_FEED_CAPACITY};
 use crate::error::{CoreError, Result};
 use crate::identity::{KeyReloadGate, LoginThrottle, RoleCache};
 use flowkeep_security::{AuditKey, FieldCrypter, FieldKey, MasterKey, Purpose, PurposeKey, TokenService};
 use flowkeep_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::RwLock;
+use tokio::sync::{broadcast, RwLock};
+
+/// Default of [`PlatformConfig::max_file_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Settings of the core (the server maps its configuration onto this). `Debug` redacts the secrets.
 #[derive(Clone)]
@@ -37,6 +41,8 @@ pub struct PlatformConfig {
     pub login_failures_per_source: u32,
     /// The window over which failed logins are counted.
     pub login_window: Duration,
+    /// The largest file an upload may store, in bytes; bigger uploads are refused.
+    pub max_file_bytes: usize,
 }
 
 impl std::fmt::Debug for PlatformConfig {
@@ -54,6 +60,7 @@ impl std::fmt::Debug for PlatformConfig {
             .field("login_failures_per_account", &self.login_failures_per_account)
             .field("login_failures_per_source", &self.login_failures_per_source)
             .field("login_window", &self.login_window)
+            .field("max_file_bytes", &self.max_file_bytes)
             .finish()
     }
 }
@@ -72,6 +79,7 @@ impl Default for PlatformConfig {
             login_failures_per_account: 10,
             login_failures_per_source: 50,
             login_window: Duration::from_secs(15 * 60),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
         }
     }
 }
@@ -89,6 +97,8 @@ pub struct Platform {
     pub(crate) token_wrap: PurposeKey,
     /// Limits how often an unknown `kid` reloads the signing keys from the store.
     pub(crate) key_reload: KeyReloadGate,
+    /// The change feed behind `watch` (see [`crate::changes`]).
+    pub(crate) changes: broadcast::Sender<Arc<ChangeEvent>>,
 }
 
 impl Platform {
@@ -114,6 +124,8 @@ impl Platform {
             throttle: LoginThrottle::default(),
             token_wrap: wrap,
             key_reload: KeyReloadGate::default(),
+            // The receiver is dropped: subscribers come and go through `subscribe_changes`.
+            changes: broadcast::channel(CHANGE_FEED_CAPACITY).0,
         };
         crate::identity::bootstrap(&platform).await?;
         // Needed only by bootstrap: not kept where `config()` would hand it out.

@@ -116,6 +116,10 @@ pub enum AuditKind {
     CollectionCreated,
     /// A collection was dropped.
     CollectionDropped,
+    /// An index was created.
+    IndexCreated,
+    /// An index was dropped.
+    IndexDropped,
     /// A workitem queue was purged.
     WorkitemQueuePurged,
     /// A key was generated or rotated.
@@ -141,6 +145,8 @@ impl AuditKind {
             AuditKind::MembershipChanged => "membership_changed",
             AuditKind::CollectionCreated => "collection_created",
             AuditKind::CollectionDropped => "collection_dropped",
+            AuditKind::IndexCreated => "index_created",
+            AuditKind::IndexDropped => "index_dropped",
             AuditKind::WorkitemQueuePurged => "workitem_queue_purged",
             AuditKind::KeyRotated => "key_rotated",
             AuditKind::Checkpoint => "checkpoint",
@@ -166,7 +172,7 @@ impl AuditKind {
 
 impl From<String> for AuditKind {
     fn from(s: String) -> Self {
-        const KNOWN: [AuditKind; 14] = [
+        const KNOWN: [AuditKind; 16] = [
             AuditKind::LoginSuccess,
             AuditKind::LoginFailed,
             AuditKind::Impersonate,
@@ -178,6 +184,8 @@ impl From<String> for AuditKind {
             AuditKind::MembershipChanged,
             AuditKind::CollectionCreated,
             AuditKind::CollectionDropped,
+            AuditKind::IndexCreated,
+            AuditKind::IndexDropped,
             AuditKind::WorkitemQueuePurged,
             AuditKind::KeyRotated,
             AuditKind::Checkpoint,

@@ -1,9 +1,11 @@
 //! Who may write what where, beyond a document's ACL: the rules of the `users` collection (creating
-//! identities, admin-only fields, the self rules) and of collections themselves (creating, dropping, the
-//! system's reserved names). Pure decisions; the core gathers the documents and asks.
+//! identities, admin-only fields, the self rules), of collections themselves (creating, dropping, the
+//! system's reserved names, file chunks), of indexes, files, customers and of who sees which connected
+//! client. Pure decisions; the core gathers the documents and asks.
 
 use crate::caller::Caller;
 use crate::error::SecurityError;
+use flowkeep_model::Rights;
 use serde_json::{Map, Value};
 
 /// Collections whose names start with this hold system state (the token signing keys): no client, admins
@@ -18,6 +20,10 @@ pub const USERS_COLLECTION: &str = "users";
 
 /// The suffix of history collections, written only by the system.
 pub const HISTORY_SUFFIX: &str = "_hist";
+
+/// The suffix of file content collections (`<bucket>.chunks`): read and written only by the files
+/// commands, never through document commands.
+pub const CHUNKS_SUFFIX: &str = ".chunks";
 
 /// Collections that can never be dropped.
 const UNDROPPABLE: &[&str] = &[USERS_COLLECTION, AUDIT_COLLECTION];
@@ -35,13 +41,24 @@ fn denied(message: impl Into<String>) -> SecurityError {
     SecurityError::AccessDenied(message.into())
 }
 
-/// May a client command touch `collection` this way? Reserved system collections never; `audit` and
-/// history collections only for reading.
+/// Whether `collection` holds file content (`<bucket>.chunks`, any case).
+pub fn is_chunks_collection(collection: &str) -> bool {
+    let suffix = CHUNKS_SUFFIX;
+    collection.len() >= suffix.len()
+        && collection.get(collection.len() - suffix.len()..).is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+}
+
+/// May a client command touch `collection` this way? Reserved system collections never; file content
+/// (`*.chunks`) never — a chunk carries no ACL of its own, its file's metadata decides, so content is
+/// reached only through download; `audit` and history collections only for reading.
 pub fn authorize_collection_access(collection: &str, access: CollectionAccess) -> Result<(), SecurityError> {
     // Case-insensitive: a backend with case-insensitive names must not offer a way around the guard.
     let prefix = RESERVED_COLLECTION_PREFIX;
     if collection.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix)) {
         return Err(denied(format!("collection '{collection}' is reserved for the system")));
+    }
+    if is_chunks_collection(collection) {
+        return Err(denied(format!("collection '{collection}' holds file content; use download")));
     }
     if access == CollectionAccess::Write {
         if collection == AUDIT_COLLECTION {
@@ -73,6 +90,71 @@ pub fn authorize_collection_drop(caller: &Caller, collection: &str) -> Result<()
         return Err(denied(format!("collection '{collection}' cannot be dropped")));
     }
     Ok(())
+}
+
+/// May `caller` upload a file? Any signed-in caller but the guest (reference: guests may not upload).
+pub fn authorize_file_upload(caller: &Caller) -> Result<(), SecurityError> {
+    if caller.is_guest() {
+        return Err(denied("guests may not upload files"));
+    }
+    Ok(())
+}
+
+/// May `caller` create an index on `collection` with these options? The caller must be signed in (not
+/// the guest) and may write the collection. A plain or sparse index only changes how fast the caller's
+/// own queries run, so any such caller may create one. A `unique` or TTL (`expire_after_seconds`) index
+/// acts on documents the caller may not see — a TTL index deletes them, a unique index refuses their
+/// writes and reveals that they exist — so those are for admins only.
+pub fn authorize_index_create(caller: &Caller, collection: &str, unique: bool, ttl: bool) -> Result<(), SecurityError> {
+    authorize_collection_access(collection, CollectionAccess::Write)?;
+    if caller.is_guest() {
+        return Err(denied("guests may not create indexes"));
+    }
+    if (unique || ttl) && !caller.is_admin() {
+        return Err(denied("only admins may create unique or TTL indexes"));
+    }
+    Ok(())
+}
+
+/// May a caller list the indexes of `collection`? Whoever may read it (the names and keys of indexes
+/// say nothing about documents).
+pub fn authorize_index_list(collection: &str) -> Result<(), SecurityError> {
+    authorize_collection_access(collection, CollectionAccess::Read)
+}
+
+/// May `caller` drop an index of `collection`? Admins only: queries of every user depend on it.
+pub fn authorize_index_drop(caller: &Caller, collection: &str) -> Result<(), SecurityError> {
+    authorize_collection_access(collection, CollectionAccess::Write)?;
+    if !caller.is_admin() {
+        return Err(denied("only admins may drop indexes"));
+    }
+    Ok(())
+}
+
+/// May `caller` create a customer (`ensurecustomer` finding none)? Admins only, as for every principal
+/// that is not a role ([`authorize_principal_write`]); the reference also lets users without a customer
+/// and resellers create one, which needs multi-tenancy we do not have yet.
+pub fn authorize_customer_create(caller: &Caller) -> Result<(), SecurityError> {
+    if !caller.is_admin() {
+        return Err(denied("only admins may create customers"));
+    }
+    Ok(())
+}
+
+/// May `caller` create a customer on behalf of the user document `target` (`ensureas`)? It must be a
+/// user (not a role or customer) that the caller may read; the customer then gives it full control.
+pub fn authorize_ensure_as(caller: &Caller, target: &Value) -> Result<(), SecurityError> {
+    let is_user = target.get("_type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("user"));
+    if !is_user {
+        return Err(denied("ensureas must name a user"));
+    }
+    caller.authorize_document(USERS_COLLECTION, target, Rights::READ)
+}
+
+/// May `caller` see a connected client signed in as user `owner_user_id` (`getclients`)? Admins see
+/// every client, everyone else only its own connections.
+pub fn may_see_client(caller: &Caller, owner_user_id: &str) -> bool {
+    caller.is_admin() || (!owner_user_id.is_empty() && caller.user_id() == owner_user_id)
 }
 
 /// May `caller` set `passwordhash` directly? Admins only (to import users from OpenIAP Flow with their
@@ -168,6 +250,93 @@ mod tests {
         assert!(authorize_collection_drop(&admin, "users").is_err());
         assert!(authorize_collection_drop(&admin, "audit").is_err());
         assert!(may_write_password_hash(&admin) && !may_write_password_hash(&user));
+    }
+
+    fn guest() -> Caller {
+        let user = json!({"_id": wellknown::GUEST, "_type": "user", "username": "guest"});
+        Caller::resolve(&user, &RoleGraph::from_role_docs(&[])).unwrap()
+    }
+
+    #[test]
+    fn chunks_are_never_reached_through_document_commands() {
+        use CollectionAccess::*;
+        for name in ["fs.chunks", "photos.chunks", "FS.Chunks"] {
+            assert!(is_chunks_collection(name), "{name}");
+            assert!(authorize_collection_access(name, Read).is_err(), "{name}");
+            assert!(authorize_collection_access(name, Write).is_err(), "{name}");
+        }
+        for name in ["fs.files", "chunks", "fschunks", "fs.chunks_hist2", "s"] {
+            assert!(!is_chunks_collection(name), "{name}");
+            assert!(authorize_collection_access(name, Read).is_ok(), "{name}");
+        }
+        let (_, admin) = callers();
+        assert!(authorize_collection_drop(&admin, "fs.chunks").is_err());
+    }
+
+    #[test]
+    fn file_upload_rules() {
+        let (user, admin) = callers();
+        assert!(authorize_file_upload(&user).is_ok());
+        assert!(authorize_file_upload(&admin).is_ok());
+        assert!(authorize_file_upload(&guest()).is_err());
+    }
+
+    #[test]
+    fn index_rules() {
+        let (user, admin) = callers();
+        let guest = guest();
+        // (caller, collection, unique, ttl, allowed)
+        let cases = [
+            (&user, "things", false, false, true),
+            (&user, "things", true, false, false),
+            (&user, "things", false, true, false),
+            (&admin, "things", true, true, true),
+            (&guest, "things", false, false, false),
+            (&admin, "audit", false, false, false),
+            (&admin, "things_hist", false, false, false),
+            (&admin, "fs.chunks", false, false, false),
+            (&admin, "flowkeep.keys", false, false, false),
+        ];
+        for (i, (caller, coll, unique, ttl, allowed)) in cases.iter().enumerate() {
+            assert_eq!(authorize_index_create(caller, coll, *unique, *ttl).is_ok(), *allowed, "case {i}");
+        }
+        assert!(authorize_index_list("things").is_ok());
+        assert!(authorize_index_list("audit").is_ok());
+        assert!(authorize_index_list("fs.chunks").is_err());
+        assert!(authorize_index_list("flowkeep.keys").is_err());
+        assert!(authorize_index_drop(&user, "things").is_err());
+        assert!(authorize_index_drop(&admin, "things").is_ok());
+        assert!(authorize_index_drop(&admin, "flowkeep.keys").is_err());
+    }
+
+    #[test]
+    fn customer_rules() {
+        let (user, admin) = callers();
+        assert!(authorize_customer_create(&admin).is_ok());
+        assert!(authorize_customer_create(&user).is_err());
+        assert!(authorize_customer_create(&guest()).is_err());
+
+        let readable = json!({"_id": "t", "_type": "user", "username": "t",
+            "_acl": [{"_id": "u", "rights": Rights::READ.0}]});
+        let hidden = json!({"_id": "t", "_type": "user", "username": "t", "_acl": []});
+        let denied_doc = json!({"_id": "t", "_type": "user", "username": "t",
+            "_acl": [{"_id": "u", "rights": Rights::READ.0}, {"_id": "u", "rights": Rights::READ.0, "deny": true}]});
+        let role = json!({"_id": "r", "_type": "role", "name": "r", "_acl": [{"_id": "u", "rights": 65535}]});
+        assert!(authorize_ensure_as(&user, &readable).is_ok());
+        assert!(authorize_ensure_as(&user, &hidden).is_err());
+        assert!(authorize_ensure_as(&user, &denied_doc).is_err(), "deny wins");
+        assert!(authorize_ensure_as(&user, &role).is_err(), "only users");
+        assert!(authorize_ensure_as(&admin, &hidden).is_ok());
+    }
+
+    #[test]
+    fn client_visibility() {
+        let (user, admin) = callers();
+        assert!(may_see_client(&user, "u"));
+        assert!(!may_see_client(&user, "a"));
+        assert!(!may_see_client(&user, ""));
+        assert!(may_see_client(&admin, "u"));
+        assert!(may_see_client(&admin, ""));
     }
 
     #[test]
