@@ -83,8 +83,6 @@ pub const USERS: &str = policy::USERS_COLLECTION;
 pub const AUDIT: &str = policy::AUDIT_COLLECTION;
 
 const PASSWORD_HASH: &str = "passwordhash";
-/// The entry a new user gets on its own document: full control minus delete (OpenIAP's 65527).
-const USER_SELF_RIGHTS: Rights = Rights(Rights::FULL_CONTROL.0 & !Rights::DELETE.0);
 const CREATED_FIELDS: [&str; 3] = ["_created", "_createdby", "_createdbyid"];
 const MODIFIED_FIELDS: [&str; 3] = ["_modified", "_modifiedby", "_modifiedbyid"];
 /// Request flags that are never stored. `_skiphistory` is accepted and ignored: history is always kept
@@ -603,8 +601,8 @@ impl Platform {
         if collection == USERS && is_user_doc(&doc) && !requested.iter().any(|a| a.id == id && !a.deny) {
             // A new user may read and update (not delete) its own document (reference §4.1 step 8), so
             // it finds itself in queries like any other document it may read.
-            let name = doc.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            requested.push(Ace::allow(id.clone(), name, USER_SELF_RIGHTS));
+            let name = doc.get("name").and_then(Value::as_str).unwrap_or_default();
+            requested.push(flowkeep_security::acl::user_self_entry(&id, name));
         }
         let acl = normalize_acl(&requested, WriteKind::Insert(caller.as_creator()), &self.normalize_options())
             .map_err(acl_error)?;

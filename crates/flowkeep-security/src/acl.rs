@@ -261,6 +261,16 @@ pub fn acl_to_value(acl: &[Ace]) -> Value {
     )
 }
 
+/// Rights a new user gets on its own document: full control minus delete (OpenIAP's 65527), so it finds
+/// itself in queries and can keep its profile up to date, but cannot delete itself.
+pub const USER_SELF_RIGHTS: Rights = Rights(Rights::FULL_CONTROL.0 & !Rights::DELETE.0);
+
+/// The entry a new user document gets for the user itself (reference §4.1 step 8), added before
+/// [`normalize_acl`] merges the requested ACL.
+pub fn user_self_entry(user_id: &str, name: &str) -> Ace {
+    Ace::allow(user_id, name, USER_SELF_RIGHTS)
+}
+
 /// Options of [`normalize_acl`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalizeOptions {
