@@ -89,6 +89,12 @@ pub fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(s).ok()
 }
 
+/// Nanoseconds since the Unix epoch of a date, exact over chrono's whole range (an `i64` of nanoseconds
+/// ends in 2262, well before MongoDB's dates do).
+pub fn date_nanos<Tz: chrono::TimeZone>(d: &DateTime<Tz>) -> i128 {
+    i128::from(d.timestamp()) * 1_000_000_000 + i128::from(d.timestamp_subsec_nanos())
+}
+
 /// Milliseconds since the Unix epoch of a wire date, if `v` is one.
 pub fn as_date_millis(v: &Value) -> Option<i64> {
     match v {
@@ -148,9 +154,7 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
         (Value::Number(x), Value::Number(y)) => compare_numbers(x, y),
         (Value::String(x), Value::String(y)) => {
             if ra == TypeRank::Date {
-                let dx = parse_date(x).map(|d| d.timestamp_nanos_opt().unwrap_or(d.timestamp_millis()));
-                let dy = parse_date(y).map(|d| d.timestamp_nanos_opt().unwrap_or(d.timestamp_millis()));
-                dx.cmp(&dy)
+                parse_date(x).map(|d| date_nanos(&d)).cmp(&parse_date(y).map(|d| date_nanos(&d)))
             } else {
                 x.as_bytes().cmp(y.as_bytes())
             }
@@ -242,6 +246,12 @@ mod tests {
         assert_eq!(compare(&json!("2024-01-01T00:00:00Z"), &json!("2023-12-31T23:59:59.999Z")), Ordering::Greater);
         assert_eq!(type_rank(&json!("2024-01-01")), TypeRank::String, "a bare date is a string");
         assert_eq!(type_rank(&json!("hello world, this is long")), TypeRank::String);
+        // Past 2262 nanoseconds since 1970 leave i64; such dates must still order after today's.
+        let far = json!("2999-01-01T00:00:00.000Z");
+        assert_eq!(compare(&far, &json!("2026-11-22T18:00:00.000Z")), Ordering::Greater);
+        assert_eq!(compare(&json!("1500-01-01T00:00:00Z"), &json!("1970-01-01T00:00:00Z")), Ordering::Less);
+        assert_eq!(compare(&far, &json!("2999-01-01T00:00:00.001Z")), Ordering::Less);
+        assert!(values_equal(&far, &json!("2999-01-01T01:00:00+01:00")));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::error::{QueryError, Result};
 use crate::expr::{check_field_name, Expr, Num, Vars};
 use crate::limits::Limits;
-use crate::value::{as_f64, compare, number_from_f64, parse_date};
+use crate::value::{as_f64, compare, date_nanos, number_from_f64, parse_date};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -40,9 +40,7 @@ pub(crate) fn encode_key(v: &Value, out: &mut String) {
         }
         Value::String(s) => match parse_date(s) {
             Some(d) => {
-                let nanos =
-                    d.timestamp_nanos_opt().map(i128::from).unwrap_or(i128::from(d.timestamp_millis()) * 1_000_000);
-                let _ = write!(out, "D{nanos};");
+                let _ = write!(out, "D{};", date_nanos(&d));
             }
             None => {
                 let _ = write!(out, "s{}:{s}", s.len());
