@@ -15,6 +15,9 @@
 //! * [`indexes`]: create, list and drop indexes as the caller.
 //! * [`customers`]: `ensurecustomer`, and `explain` of a query.
 //! * [`audit_log`]: appending to the audit chain and verifying it.
+//! * [`messaging`]: queues and exchanges on the broker: register, send, permissions, `timeout` replies.
+//! * [`workitems`]: workitem queues (`mq`) and their items: push, atomic pop with leases, update with
+//!   retries and chaining, files; the `WorkitemReady` hook for the broker.
 //!
 //! The invariant (see ARCHITECTURE.md): no command reaches the store without its caller's scope; the
 //! named system context ([`Caller::system_root`]) is used only by bootstrap and housekeeping.
@@ -29,8 +32,10 @@ pub mod files;
 pub mod history;
 pub mod identity;
 pub mod indexes;
+pub mod messaging;
 pub mod platform;
 pub mod scope;
+pub mod workitems;
 
 pub use error::{CoreError, Result};
 pub use flowkeep_security::Caller;

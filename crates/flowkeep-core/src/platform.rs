@@ -5,6 +5,9 @@ use crate::audit_log::AuditWriter;
 use crate::changes::{ChangeEvent, CHANGE_FEED_CAPACITY};
 use crate::error::{CoreError, Result};
 use crate::identity::{KeyReloadGate, LoginThrottle, RoleCache};
+use crate::workitems::{WorkitemReady, WORKITEM_READY_CAPACITY};
+use flowkeep_broker::{Broker, InProcessBroker, InProcessConfig};
+use flowkeep_security::policy::QueuePermissions;
 use flowkeep_security::{AuditKey, FieldCrypter, FieldKey, MasterKey, Purpose, PurposeKey, TokenService};
 use flowkeep_store::Store;
 use std::sync::Arc;
@@ -13,6 +16,9 @@ use tokio::sync::{broadcast, RwLock};
 
 /// Default of [`PlatformConfig::max_file_bytes`]: 64 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default of [`PlatformConfig::workitem_lease`]: 5 minutes.
+pub const DEFAULT_WORKITEM_LEASE: Duration = Duration::from_secs(5 * 60);
 
 /// Settings of the core (the server maps its configuration onto this). `Debug` redacts the secrets.
 #[derive(Clone)]
@@ -43,6 +49,16 @@ pub struct PlatformConfig {
     pub login_window: Duration,
     /// The largest file an upload may store, in bytes; bigger uploads are refused.
     pub max_file_bytes: usize,
+    /// How long a popped workitem stays leased to its consumer (the visibility timeout): once the lease
+    /// runs out, [`Platform::expire_workitem_leases`] puts the item back as a retry.
+    pub workitem_lease: Duration,
+    /// The time to live of a queue message sent without one (reference `amqp_default_expiration`).
+    pub message_expiration: Duration,
+    /// How many deliveries a queue consumer may hold unacknowledged (reference `amqp_prefetch`).
+    pub queue_prefetch: u16,
+    /// Which rights queues and exchanges need (reference `amqp_force_sender_has_invoke`,
+    /// `amqp_force_consumer_has_update`).
+    pub queue_permissions: QueuePermissions,
 }
 
 impl std::fmt::Debug for PlatformConfig {
@@ -61,6 +77,10 @@ impl std::fmt::Debug for PlatformConfig {
             .field("login_failures_per_source", &self.login_failures_per_source)
             .field("login_window", &self.login_window)
             .field("max_file_bytes", &self.max_file_bytes)
+            .field("workitem_lease", &self.workitem_lease)
+            .field("message_expiration", &self.message_expiration)
+            .field("queue_prefetch", &self.queue_prefetch)
+            .field("queue_permissions", &self.queue_permissions)
             .finish()
     }
 }
@@ -80,6 +100,10 @@ impl Default for PlatformConfig {
             login_failures_per_source: 50,
             login_window: Duration::from_secs(15 * 60),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            workitem_lease: DEFAULT_WORKITEM_LEASE,
+            message_expiration: crate::messaging::DEFAULT_MESSAGE_EXPIRATION,
+            queue_prefetch: crate::messaging::DEFAULT_QUEUE_PREFETCH,
+            queue_permissions: QueuePermissions::default(),
         }
     }
 }
@@ -99,12 +123,30 @@ pub struct Platform {
     pub(crate) key_reload: KeyReloadGate,
     /// The change feed behind `watch` (see [`crate::changes`]).
     pub(crate) changes: broadcast::Sender<Arc<ChangeEvent>>,
+    /// Workitem queues that have ready items, for the broker (see [`crate::workitems`]).
+    pub(crate) workitem_ready: broadcast::Sender<WorkitemReady>,
+    /// The message broker of queues and exchanges (see [`crate::messaging`]).
+    pub(crate) broker: Arc<dyn Broker>,
 }
 
 impl Platform {
     /// Opens the core over `store`: derives one key per purpose from `master`, loads (or creates, at first
     /// start) the token signing keys, and bootstraps the well-known roles and users and the first admin.
+    /// Queues and exchanges run on an in-process broker ([`Platform::open_with_broker`] takes another).
     pub async fn open(store: Arc<dyn Store>, config: PlatformConfig, master: &MasterKey) -> Result<Platform> {
+        let broker = InProcessBroker::new(InProcessConfig::default())
+            .map_err(|e| CoreError::Internal(format!("in-process broker: {e}")))?;
+        Platform::open_with_broker(store, config, master, Arc::new(broker)).await
+    }
+
+    /// [`Platform::open`] with queues and exchanges on `broker` (e.g. RabbitMQ). Starts the task that
+    /// answers undeliverable messages with `timeout` replies (see [`crate::messaging`]).
+    pub async fn open_with_broker(
+        store: Arc<dyn Store>,
+        config: PlatformConfig,
+        master: &MasterKey,
+        broker: Arc<dyn Broker>,
+    ) -> Result<Platform> {
         let key_error = |e: flowkeep_security::KeyError| CoreError::Internal(e.to_string());
         let wrap = master.derive(Purpose::TokenKeyWrap).map_err(key_error)?;
         let tokens = crate::identity::init_token_service(store.as_ref(), &config, &wrap).await?;
@@ -126,10 +168,13 @@ impl Platform {
             key_reload: KeyReloadGate::default(),
             // The receiver is dropped: subscribers come and go through `subscribe_changes`.
             changes: broadcast::channel(CHANGE_FEED_CAPACITY).0,
+            workitem_ready: broadcast::channel(WORKITEM_READY_CAPACITY).0,
+            broker,
         };
         crate::identity::bootstrap(&platform).await?;
         // Needed only by bootstrap: not kept where `config()` would hand it out.
         platform.config.admin_password = None;
+        crate::messaging::spawn_timeout_replies(&platform.broker, platform.config.message_expiration);
         Ok(platform)
     }
 

@@ -122,6 +122,8 @@ pub enum AuditKind {
     IndexDropped,
     /// A workitem queue was purged.
     WorkitemQueuePurged,
+    /// Registering, consuming or sending to a queue or exchange was refused.
+    QueueAccessDenied,
     /// A key was generated or rotated.
     KeyRotated,
     /// Retention removed older entries; see the module docs.
@@ -148,6 +150,7 @@ impl AuditKind {
             AuditKind::IndexCreated => "index_created",
             AuditKind::IndexDropped => "index_dropped",
             AuditKind::WorkitemQueuePurged => "workitem_queue_purged",
+            AuditKind::QueueAccessDenied => "queue_access_denied",
             AuditKind::KeyRotated => "key_rotated",
             AuditKind::Checkpoint => "checkpoint",
             AuditKind::Other(s) => s,
@@ -172,7 +175,7 @@ impl AuditKind {
 
 impl From<String> for AuditKind {
     fn from(s: String) -> Self {
-        const KNOWN: [AuditKind; 16] = [
+        const KNOWN: [AuditKind; 17] = [
             AuditKind::LoginSuccess,
             AuditKind::LoginFailed,
             AuditKind::Impersonate,
@@ -187,6 +190,7 @@ impl From<String> for AuditKind {
             AuditKind::IndexCreated,
             AuditKind::IndexDropped,
             AuditKind::WorkitemQueuePurged,
+            AuditKind::QueueAccessDenied,
             AuditKind::KeyRotated,
             AuditKind::Checkpoint,
         ];
