@@ -51,6 +51,26 @@ pub struct Config {
     pub max_ace_count: usize,
     /// Collections that keep no history (comma-separated in the environment).
     pub history_skip_collections: Vec<String>,
+    /// Address of the OpenIAP gRPC listener (`SetupStream`); clients pick gRPC for port 50051.
+    pub grpc_addr: String,
+    /// TLS certificate chain (PEM). With `tls_key_file`, both listeners serve TLS only.
+    pub tls_cert_file: String,
+    /// TLS private key (PEM) of `tls_cert_file`.
+    pub tls_key_file: String,
+    /// Serve TLS with a self-signed certificate for `localhost`/`127.0.0.1`, generated into
+    /// `<data_dir>/dev-tls/` (for development only; clients must trust it explicitly).
+    pub dev_tls: bool,
+    /// Largest envelope accepted from a client, in MiB; larger ones get an `error` reply. The transports
+    /// close a connection only for a frame over twice this size (the hard cap).
+    pub max_message_mib: usize,
+    /// Largest file one upload may stream, in MiB.
+    pub max_upload_mib: usize,
+    /// Interval of the server's `ping` to clients that asked for pings at sign-in, in seconds.
+    pub heartbeat_seconds: u64,
+    /// A connection with no message from its client for this long is closed, in seconds.
+    pub idle_timeout_seconds: u64,
+    /// A connection that has not signed in after this long is closed, in seconds.
+    pub signin_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -75,6 +95,15 @@ impl Default for Config {
             max_role_depth: 16,
             max_ace_count: 128,
             history_skip_collections: vec!["audit".into()],
+            grpc_addr: "127.0.0.1:50051".into(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            dev_tls: false,
+            max_message_mib: 16,
+            max_upload_mib: 64,
+            heartbeat_seconds: 10,
+            idle_timeout_seconds: 60,
+            signin_timeout_seconds: 120,
         }
     }
 }
@@ -174,6 +203,15 @@ impl Config {
             "max_role_depth",
             "max_ace_count",
             "history_skip_collections",
+            "grpc_addr",
+            "tls_cert_file",
+            "tls_key_file",
+            "dev_tls",
+            "max_message_mib",
+            "max_upload_mib",
+            "heartbeat_seconds",
+            "idle_timeout_seconds",
+            "signin_timeout_seconds",
         ]
     }
 
@@ -201,6 +239,32 @@ impl Config {
         range("long_token_days", self.long_token_days as usize, 1, 365)?;
         range("max_role_depth", self.max_role_depth, 1, 1_000)?;
         range("max_ace_count", self.max_ace_count, 1, 10_000)?;
+        let grpc = self.grpc_socket_addr()?;
+        if grpc.port() != 0 && Some(grpc) == self.http_socket_addr().ok() {
+            return Err(invalid("grpc_addr", "must differ from http_addr"));
+        }
+        match (self.tls_cert_file.trim().is_empty(), self.tls_key_file.trim().is_empty()) {
+            (true, false) => return Err(invalid("tls_cert_file", "must be set together with tls_key_file")),
+            (false, true) => return Err(invalid("tls_key_file", "must be set together with tls_cert_file")),
+            (false, false) if self.dev_tls => {
+                return Err(invalid("dev_tls", "cannot be combined with tls_cert_file/tls_key_file"))
+            }
+            _ => {}
+        }
+        range("max_message_mib", self.max_message_mib, 16, 512)?;
+        range("max_upload_mib", self.max_upload_mib, 1, 1_048_576)?;
+        range("heartbeat_seconds", self.heartbeat_seconds as usize, 1, 3_600)?;
+        range("idle_timeout_seconds", self.idle_timeout_seconds as usize, 5, 86_400)?;
+        range("signin_timeout_seconds", self.signin_timeout_seconds as usize, 1, 86_400)?;
+        if self.idle_timeout_seconds <= self.heartbeat_seconds {
+            return Err(invalid(
+                "idle_timeout_seconds",
+                format!(
+                    "{} must be longer than heartbeat_seconds ({}), or clients that answer pings time out",
+                    self.idle_timeout_seconds, self.heartbeat_seconds
+                ),
+            ));
+        }
         if !self.admin_password.is_empty() && self.admin_password.chars().count() < 12 {
             return Err(invalid("admin_password", "must be at least 12 characters (or empty for a random one)"));
         }
@@ -213,6 +277,42 @@ impl Config {
         self.http_addr.parse().map_err(|e| {
             invalid("http_addr", format!("'{}' is not an address like 127.0.0.1:3000 ({e})", self.http_addr))
         })
+    }
+
+    /// The gRPC listener address.
+    pub fn grpc_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.grpc_addr.parse().map_err(|e| {
+            invalid("grpc_addr", format!("'{}' is not an address like 127.0.0.1:50051 ({e})", self.grpc_addr))
+        })
+    }
+
+    /// Whether the listeners serve TLS (configured certificate files or the development certificate).
+    pub fn tls_enabled(&self) -> bool {
+        self.dev_tls || !self.tls_cert_file.trim().is_empty()
+    }
+
+    /// Largest envelope accepted from a client, in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_mib * MIB
+    }
+
+    /// The transports' hard cap on one frame: twice `max_message_bytes`. Envelopes between the two get
+    /// an `error` reply from the protocol and the connection stays open; a frame over the cap closes it.
+    pub fn hard_cap_bytes(&self) -> usize {
+        self.max_message_bytes() * 2
+    }
+
+    /// The protocol's limits and timers from this configuration.
+    pub fn protocol_config(&self) -> flowkeep_protocol::ProtocolConfig {
+        use std::time::Duration;
+        flowkeep_protocol::ProtocolConfig {
+            max_message_bytes: self.max_message_bytes(),
+            max_upload_bytes: self.max_upload_mib * MIB,
+            heartbeat_interval: Duration::from_secs(self.heartbeat_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            signin_timeout: Duration::from_secs(self.signin_timeout_seconds),
+            ..flowkeep_protocol::ProtocolConfig::default()
+        }
     }
 
     /// The path of the embedded database file.
@@ -252,6 +352,9 @@ impl Config {
         }
     }
 }
+
+/// One mebibyte.
+pub const MIB: usize = 1024 * 1024;
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key, message: message.into() }
@@ -306,6 +409,55 @@ mod tests {
         assert!(err.contains("max_query_depth"), "{err}");
         let err = Config::load_from(None, env(&[("FLOWKEEP_MAX_QUERY_DEPTH", "deep")])).unwrap_err().to_string();
         assert!(err.contains("max_query_depth"), "{err}");
+    }
+
+    #[test]
+    fn transport_keys_are_validated() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("FLOWKEEP_GRPC_ADDR", "0.0.0.0:50052"),
+                ("FLOWKEEP_MAX_MESSAGE_MIB", "32"),
+                ("FLOWKEEP_DEV_TLS", "true"),
+                ("FLOWKEEP_IDLE_TIMEOUT_SECONDS", "90"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.grpc_addr, "0.0.0.0:50052");
+        assert!(c.dev_tls && c.tls_enabled());
+        assert_eq!(c.max_message_bytes(), 32 * MIB);
+        assert_eq!(c.hard_cap_bytes(), 64 * MIB);
+        let p = c.protocol_config();
+        assert_eq!(p.max_message_bytes, 32 * MIB);
+        assert_eq!(p.max_upload_bytes, 64 * MIB);
+        assert_eq!(p.idle_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(p.heartbeat_interval, std::time::Duration::from_secs(10));
+        assert_eq!(p.signin_timeout, std::time::Duration::from_secs(120));
+
+        for (pairs, key) in [
+            (vec![("FLOWKEEP_GRPC_ADDR", "nowhere")], "grpc_addr"),
+            (vec![("FLOWKEEP_GRPC_ADDR", "127.0.0.1:3000")], "grpc_addr"),
+            (vec![("FLOWKEEP_GRPC_ADDR", "127.0.0.1:0x")], "grpc_addr"),
+            (vec![("FLOWKEEP_MAX_MESSAGE_MIB", "8")], "max_message_mib"),
+            (vec![("FLOWKEEP_MAX_UPLOAD_MIB", "0")], "max_upload_mib"),
+            (vec![("FLOWKEEP_TLS_CERT_FILE", "/tmp/cert.pem")], "tls_cert_file"),
+            (vec![("FLOWKEEP_TLS_KEY_FILE", "/tmp/key.pem")], "tls_key_file"),
+            (
+                vec![
+                    ("FLOWKEEP_TLS_CERT_FILE", "c.pem"),
+                    ("FLOWKEEP_TLS_KEY_FILE", "k.pem"),
+                    ("FLOWKEEP_DEV_TLS", "true"),
+                ],
+                "dev_tls",
+            ),
+            (vec![("FLOWKEEP_HEARTBEAT_SECONDS", "0")], "heartbeat_seconds"),
+            (vec![("FLOWKEEP_IDLE_TIMEOUT_SECONDS", "10")], "idle_timeout_seconds"),
+            (vec![("FLOWKEEP_SIGNIN_TIMEOUT_SECONDS", "0")], "signin_timeout_seconds"),
+            (vec![("FLOWKEEP_DEV_TLS", "maybe")], "dev_tls"),
+        ] {
+            let err = Config::load_from(None, env(&pairs)).unwrap_err().to_string();
+            assert!(err.contains(key), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

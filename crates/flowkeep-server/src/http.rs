@@ -15,7 +15,7 @@ use crate::config::Config;
 
 /// What the HTTP handlers need to answer.
 pub struct HttpState {
-    /// The running configuration.
+    /// The running configuration (with the addresses the listeners are bound to).
     pub config: Config,
     /// False while starting and while draining for shutdown: readiness then answers 503.
     pub ready: AtomicBool,
@@ -72,11 +72,12 @@ fn readiness(state: &HttpState) -> Response {
 /// are never `null`; `enable_analytics` is false so clients send no telemetry anywhere.
 async fn client_config(State(state): State<Arc<HttpState>>) -> Response {
     let c = &state.config;
+    let scheme = if c.tls_enabled() { "wss" } else { "ws" };
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "domain": c.domain,
-        "wshost": format!("ws://{}", c.http_addr),
-        "wsurl": format!("ws://{}/ws/v2", c.http_addr),
+        "wshost": format!("{scheme}://{}", c.http_addr),
+        "wsurl": format!("{scheme}://{}{}", c.http_addr, crate::ws::PATH),
         "namespace": "",
         "agent_domain_schema": "",
         "grafana_url": "",
@@ -86,7 +87,7 @@ async fn client_config(State(state): State<Arc<HttpState>>) -> Response {
         "auto_create_users": false,
         "validate_emails": false,
         "forgot_pass_emails": false,
-        "supports_watch": false,
+        "supports_watch": true,
         "amqp_enabled_exchange": false,
         "multi_tenant": false,
         "enable_entity_restriction": false,

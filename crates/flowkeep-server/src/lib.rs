@@ -1,9 +1,13 @@
-//! Transports and process wiring. For now: configuration, the embedded store, the master key, the core
-//! (bootstrap of principals and keys), the HTTP listener (`/health`, `/config`) and the TTL sweeper; the
-//! OpenIAP gRPC and WebSocket transports come next.
+//! Transports and process wiring: configuration, the embedded store, the master key, the core (bootstrap
+//! of principals and keys), the protocol hub, the HTTP listener (`/health`, `/config`, the OpenIAP
+//! WebSocket transport on `/ws/v2`), the OpenIAP gRPC listener, TLS for both, and the TTL sweeper.
 
 pub mod config;
+pub mod grpc;
 pub mod http;
+pub mod tls;
+pub mod transport;
+pub mod ws;
 
 use anyhow::Context;
 use flowkeep_core::Platform;
@@ -11,9 +15,14 @@ use flowkeep_security::keys::KeyFileStatus;
 use flowkeep_security::MasterKey;
 use flowkeep_store::{SqliteStore, Store};
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use transport::{ConnectionHandler, Shutdown, ShutdownTrigger, TransportLimits};
 
 pub use config::Config;
 
@@ -49,35 +58,238 @@ fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     Ok(key)
 }
 
-/// Runs the server until `shutdown` completes, then stops accepting and returns.
+/// Runs the server until `shutdown` completes, then stops accepting, drains open connections and returns.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let server = start(config).await?;
+    shutdown.await;
+    server.stop().await
+}
+
+/// A running server: both listeners, the protocol hub and the TTL sweeper.
+pub struct RunningServer {
+    transports: Transports,
+    state: Arc<http::HttpState>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Where the HTTP (and WebSocket) listener is bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.transports.http_addr
+    }
+
+    /// Where the gRPC listener is bound.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.transports.grpc_addr
+    }
+
+    /// Stops accepting, ends open connections after their pending replies, and waits (bounded) for both
+    /// listeners to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.state.ready.store(false, Ordering::Release);
+        tracing::info!("shutting down: no longer accepting work");
+        let result = self.transports.stop().await;
+        self.sweeper.abort();
+        result.map_err(anyhow::Error::from)
+    }
+}
+
+/// Opens the platform and starts the listeners (HTTP with `/ws/v2`, and gRPC), with TLS when configured.
+/// Addresses with port 0 bind a free port; [`RunningServer::http_addr`] tells which.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    config.validate()?;
+    let tls = tls_material(&config)?;
     let (store, platform) = open_platform(&config).await?;
     let platform = Arc::new(platform);
+    let hub = flowkeep_protocol::Hub::new(platform.clone(), config.protocol_config());
 
     let sweeper = tokio::spawn(sweep_expired(store.clone(), Duration::from_secs(config.ttl_sweep_seconds)));
 
-    let addr = config.http_socket_addr()?;
+    let http_listener = bind("HTTP", config.http_socket_addr()?).await?;
+    let grpc_listener = bind("gRPC", config.grpc_socket_addr()?).await?;
+    let mut public = config.clone();
+    public.http_addr = http_listener.local_addr()?.to_string();
+    public.grpc_addr = grpc_listener.local_addr()?.to_string();
     let probe_store = store.clone();
     let state = Arc::new(http::HttpState {
-        config: config.clone(),
+        config: public,
         ready: AtomicBool::new(false),
         store_probe: Box::new(move || probe_store.ping().map_err(|e| e.to_string())),
         platform,
     });
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP listener on {addr}"))?;
-    tracing::info!(%addr, "HTTP listening");
+    let limits = TransportLimits::new(config.max_message_bytes());
+    let transports = Transports::start(
+        hub,
+        TransportSetup { http: http_listener, grpc: grpc_listener, routes: http::router(state.clone()), limits, tls },
+    )?;
+    tracing::info!(
+        http = %transports.http_addr,
+        grpc = %transports.grpc_addr,
+        tls = config.tls_enabled(),
+        "listening (WebSocket on {})",
+        ws::PATH
+    );
     state.ready.store(true, Ordering::Release);
-    let drain_state = state.clone();
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            drain_state.ready.store(false, Ordering::Release);
-            tracing::info!("shutting down: no longer accepting work");
-        })
-        .await
-        .context("HTTP listener failed")?;
-    sweeper.abort();
+    Ok(RunningServer { transports, state, sweeper })
+}
+
+/// The TLS certificate and key the configuration asks for, if any.
+pub fn tls_material(config: &Config) -> Result<Option<tls::TlsMaterial>, tls::TlsError> {
+    if config.dev_tls {
+        return tls::dev_certificate(&config.data_dir).map(Some);
+    }
+    if config.tls_cert_file.trim().is_empty() {
+        return Ok(None);
+    }
+    let material =
+        tls::TlsMaterial::load(Path::new(config.tls_cert_file.trim()), Path::new(config.tls_key_file.trim()))?;
+    tracing::info!(cert = %material.cert_path.display(), "serving TLS");
+    Ok(Some(material))
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what, addr, source })
+}
+
+/// A listener that could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// An address could not be bound.
+    #[error("binding the {what} listener on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A socket operation failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS setup was refused.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The gRPC server could not be set up or failed.
+    #[error("gRPC listener: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// A listener task failed.
+    #[error("{0}")]
+    Task(String),
+}
+
+/// What [`Transports::start`] serves.
+pub struct TransportSetup {
+    /// The HTTP listener; `/ws/v2` is added to `routes` on it.
+    pub http: TcpListener,
+    /// The gRPC listener.
+    pub grpc: TcpListener,
+    /// Other HTTP routes (probes, `/config`); an empty router for a bare transport.
+    pub routes: axum::Router,
+    /// Frame size limits.
+    pub limits: TransportLimits,
+    /// When set, both listeners serve TLS only.
+    pub tls: Option<tls::TlsMaterial>,
+}
+
+impl TransportSetup {
+    /// Both transports alone, with no other routes and no TLS (the bare echo of the wire benchmark).
+    pub fn bare(http: TcpListener, grpc: TcpListener, limits: TransportLimits) -> TransportSetup {
+        TransportSetup { http, grpc, routes: axum::Router::new(), limits, tls: None }
+    }
+}
+
+/// Both transports serving one connection handler (the protocol hub, or [`transport::Echo`] for the
+/// wire benchmark), with a shared shutdown.
+pub struct Transports {
+    /// The bound HTTP (and WebSocket) address.
+    pub http_addr: SocketAddr,
+    /// The bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    trigger: ShutdownTrigger,
+    http: JoinHandle<Result<(), ServeError>>,
+    grpc: JoinHandle<Result<(), ServeError>>,
+}
+
+/// How long open connections get to finish after shutdown before they are cut.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Transports {
+    /// Starts serving `handler` on both listeners.
+    pub fn start<H: ConnectionHandler>(handler: Arc<H>, setup: TransportSetup) -> Result<Transports, ServeError> {
+        let (trigger, shutdown) = Shutdown::new();
+        let http_addr = setup.http.local_addr()?;
+        let grpc_addr = setup.grpc.local_addr()?;
+        let routes = setup.routes.merge(ws::router(handler.clone(), setup.limits, shutdown.clone()));
+        let http_listener = match &setup.tls {
+            Some(material) => {
+                HttpListener::Tls(tls::TlsListener::new(setup.http, material.server_config(&[b"http/1.1"])?)?)
+            }
+            None => HttpListener::Plain(setup.http),
+        };
+        let http = tokio::spawn(serve_http(http_listener, routes, shutdown.clone()));
+
+        // HTTP/2 pings find peers that vanished without closing (clients answer them automatically).
+        let mut builder = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        if let Some(material) = &setup.tls {
+            let identity = tonic::transport::Identity::from_pem(&material.cert_pem, &material.key_pem);
+            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        }
+        let incoming = tonic::transport::server::TcpIncoming::from_listener(setup.grpc, true, None)
+            .map_err(|e| ServeError::Task(format!("gRPC listener: {e}")))?;
+        let router = builder.add_service(grpc::GrpcService::server(handler, setup.limits, shutdown.clone()));
+        let grpc_shutdown = shutdown.clone();
+        let grpc = tokio::spawn(async move {
+            router.serve_with_incoming_shutdown(incoming, grpc_shutdown.wait()).await.map_err(ServeError::from)
+        });
+        Ok(Transports { http_addr, grpc_addr, trigger, http, grpc })
+    }
+
+    /// Stops both listeners: no new connections, open ones drain (bounded by a timeout) and end.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        self.trigger.trigger();
+        let mut result = Ok(());
+        for (what, task) in [("HTTP", self.http), ("gRPC", self.grpc)] {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => result = Err(e),
+                Ok(Err(e)) => result = Err(ServeError::Task(format!("{what} listener task: {e}"))),
+                Err(_) => {
+                    tracing::warn!(listener = what, "connections still open after the drain timeout; closing them");
+                    abort.abort();
+                }
+            }
+        }
+        result
+    }
+}
+
+/// The HTTP listener, plain or TLS.
+enum HttpListener {
+    Plain(TcpListener),
+    Tls(tls::TlsListener),
+}
+
+/// Serves `routes` with connection info (the peer address) until `shutdown`.
+async fn serve_http(listener: HttpListener, routes: axum::Router, shutdown: Shutdown) -> Result<(), ServeError> {
+    use axum::serve::ListenerExt;
+    let app = routes.into_make_service_with_connect_info::<SocketAddr>();
+    match listener {
+        HttpListener::Plain(listener) => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.wait()).await?;
+        }
+        HttpListener::Tls(listener) => {
+            // TCP_NODELAY is set by the TLS listener before the handshake.
+            let listener = listener.tap_io(|_| {});
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.wait()).await?;
+        }
+    }
     Ok(())
 }
 

@@ -24,7 +24,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (embedded SQLite store by default; data in `data_dir`).
-    Serve,
+    Serve {
+        /// Serve TLS with a self-signed certificate for localhost, generated into <data_dir>/dev-tls/
+        /// (same as the configuration key `dev_tls`). For development only.
+        #[arg(long)]
+        dev_tls: bool,
+    },
     /// Validate the configuration and print it as TOML (or, with --keys, list the keys).
     Config {
         /// List the configuration keys and their environment variable names instead.
@@ -61,8 +66,12 @@ enum AuditCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve => {
-            let config = Config::load(cli.config.as_deref())?;
+        Command::Serve { dev_tls } => {
+            let mut config = Config::load(cli.config.as_deref())?;
+            if dev_tls {
+                config.dev_tls = true;
+                config.validate()?;
+            }
             init_logging(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(flowkeep_server::serve(config, shutdown_signal()))?;

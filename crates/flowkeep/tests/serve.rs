@@ -1,6 +1,7 @@
 //! End-to-end: the `flowkeep` binary starts on the embedded default (generating its master key file,
-//! bootstrapping principals), answers `/health` and `/config`, refuses an invalid configuration with a
-//! message naming the key, stops cleanly on SIGTERM, and `flowkeep audit verify` checks the audit chain.
+//! bootstrapping principals), answers `/health` and `/config`, listens for gRPC, refuses an invalid
+//! configuration with a message naming the key, stops cleanly on SIGTERM, serves TLS with `--dev-tls`,
+//! and `flowkeep audit verify` checks the audit chain.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,7 @@ fn flowkeep() -> Command {
 struct Server {
     child: Child,
     base: String,
+    grpc_port: u16,
 }
 
 impl Drop for Server {
@@ -32,9 +34,11 @@ impl Drop for Server {
 
 async fn start(data_dir: &std::path::Path) -> Server {
     let port = free_port();
+    let grpc_port = free_port();
     let child = flowkeep()
         .arg("serve")
         .env("FLOWKEEP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("FLOWKEEP_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
         .env("FLOWKEEP_DATA_DIR", data_dir)
         .env("FLOWKEEP_LOG_LEVEL", "warn")
         .env("FLOWKEEP_ADMIN_PASSWORD", "a long enough test password")
@@ -42,7 +46,7 @@ async fn start(data_dir: &std::path::Path) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn flowkeep");
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let server = Server { child, base: format!("http://127.0.0.1:{port}"), grpc_port };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest::get(format!("{}/health/ready", server.base)).await {
@@ -75,6 +79,9 @@ async fn serves_health_and_config_and_stops_on_sigterm() {
         assert!(config[key].is_string(), "{key} must be a string: {config}");
     }
     assert!(config["ping_clients_interval"].is_i64());
+    assert_eq!(config["supports_watch"], true);
+    assert!(config["wsurl"].as_str().unwrap().ends_with("/ws/v2"), "{config}");
+    std::net::TcpStream::connect(("127.0.0.1", server.grpc_port)).expect("the gRPC listener accepts connections");
     assert!(config.as_object().unwrap().values().all(|v| !v.is_null()), "typed keys are never null");
 
     let jwks: serde_json::Value =
@@ -143,6 +150,69 @@ fn invalid_configuration_is_refused_with_the_key_named() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("listen"), "an unknown key is named: {stderr}");
+}
+
+#[test]
+fn dev_tls_generates_a_certificate_and_serves_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = flowkeep()
+        .args(["serve", "--dev-tls"])
+        .env("FLOWKEEP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("FLOWKEEP_GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("FLOWKEEP_DATA_DIR", dir.path())
+        .env("FLOWKEEP_LOG_LEVEL", "warn")
+        .env("FLOWKEEP_ADMIN_PASSWORD", "a long enough test password")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn flowkeep");
+    let _server = Server { child, base: String::new(), grpc_port: 0 };
+    let cert = dir.path().join("dev-tls/cert.pem");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(cert.is_file() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
+        assert!(Instant::now() < deadline, "server with --dev-tls did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(std::fs::read_to_string(&cert).unwrap().contains("BEGIN CERTIFICATE"));
+    // The HTTP listener speaks TLS only: a plain-text request gets no HTTP answer.
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    plain.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "plain HTTP must not be served: {}", String::from_utf8_lossy(&answer));
+    let key = dir.path().join("dev-tls/key.pem");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the development key is owner-only");
+}
+
+#[test]
+fn config_keys_list_the_transport_keys() {
+    let out = flowkeep().args(["config", "--keys"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for key in ["grpc_addr", "tls_cert_file", "tls_key_file", "dev_tls", "max_message_mib", "idle_timeout_seconds"] {
+        assert!(text.contains(key), "{key} missing from {text}");
+    }
+}
+
+#[test]
+fn bench_wire_runs_and_prints_a_table() {
+    let out = flowkeep()
+        .args(["bench", "wire", "--connections", "2", "--inflight", "2", "--requests", "20", "--warmup-ms", "0"])
+        .args(["--docs", "10"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    for row in
+        ["| gRPC | query by _id |", "| gRPC | insertone |", "| WebSocket | query by _id |", "| WebSocket | insertone |"]
+    {
+        assert!(stdout.contains(row), "{row} missing: {stdout}");
+    }
+    assert_eq!(stdout.matches("bare echo").count(), 4, "{stdout}");
+    assert!(!stdout.contains("| 0 | 0.00 | 0.00 |"), "every row measured something: {stdout}");
 }
 
 #[test]

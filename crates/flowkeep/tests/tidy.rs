@@ -22,8 +22,13 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             &["flowkeep-security", "flowkeep-store", "flowkeep-broker", "flowkeep-query", "flowkeep-model"][..],
         ),
         (
+            "flowkeep-protocol",
+            &["flowkeep-core", "flowkeep-security", "flowkeep-store", "flowkeep-query", "flowkeep-model"][..],
+        ),
+        (
             "flowkeep-server",
             &[
+                "flowkeep-protocol",
                 "flowkeep-core",
                 "flowkeep-security",
                 "flowkeep-store",
@@ -36,6 +41,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             "flowkeep",
             &[
                 "flowkeep-server",
+                "flowkeep-protocol",
                 "flowkeep-core",
                 "flowkeep-security",
                 "flowkeep-store",

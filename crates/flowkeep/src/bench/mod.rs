@@ -3,6 +3,7 @@
 
 pub mod scope;
 pub mod store;
+pub mod wire;
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,9 @@ pub enum BenchCommand {
     Store(store::StoreBenchArgs),
     /// ACL-scoped reads against the same reads unscoped, on 100k documents of which 1% are readable.
     Scope(scope::ScopeBenchArgs),
+    /// Round trips over the OpenIAP gRPC and WebSocket transports (query by _id, insertone) against a
+    /// bare echo served by the same transport code.
+    Wire(wire::WireBenchArgs),
 }
 
 /// Runs one benchmark command and prints its results to stdout.
@@ -45,5 +49,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Store(args) => store::run(&args),
         BenchCommand::Scope(args) => scope::run(&args),
+        BenchCommand::Wire(args) => wire::run(&args),
     }
 }
