@@ -71,6 +71,13 @@ pub struct Config {
     pub idle_timeout_seconds: u64,
     /// A connection that has not signed in after this long is closed, in seconds.
     pub signin_timeout_seconds: u64,
+    /// RabbitMQ to use for queues and exchanges (`amqp://user:password@host:5672/vhost`); empty: the
+    /// in-process broker of the embedded default.
+    pub amqp_url: String,
+    /// Default lifetime of a queue message that gives none, in seconds.
+    pub message_expiration_seconds: u64,
+    /// How long a popped workitem stays leased to its consumer before it returns to its queue, in seconds.
+    pub workitem_lease_seconds: u64,
 }
 
 impl Default for Config {
@@ -104,6 +111,9 @@ impl Default for Config {
             heartbeat_seconds: 10,
             idle_timeout_seconds: 60,
             signin_timeout_seconds: 120,
+            amqp_url: String::new(),
+            message_expiration_seconds: 60,
+            workitem_lease_seconds: 300,
         }
     }
 }
@@ -123,7 +133,7 @@ pub enum ConfigError {
 pub const ENV_PREFIX: &str = "FLOWKEEP_";
 
 /// Keys whose values are secrets: never printed, always read as text.
-pub const SECRET_KEYS: &[&str] = &["master_key", "admin_password", "legacy_aes_secret"];
+pub const SECRET_KEYS: &[&str] = &["master_key", "admin_password", "legacy_aes_secret", "amqp_url"];
 
 /// Keys whose values are lists.
 const LIST_KEYS: &[&str] = &["history_skip_collections"];
@@ -212,6 +222,9 @@ impl Config {
             "heartbeat_seconds",
             "idle_timeout_seconds",
             "signin_timeout_seconds",
+            "amqp_url",
+            "message_expiration_seconds",
+            "workitem_lease_seconds",
         ]
     }
 
@@ -256,6 +269,15 @@ impl Config {
         range("heartbeat_seconds", self.heartbeat_seconds as usize, 1, 3_600)?;
         range("idle_timeout_seconds", self.idle_timeout_seconds as usize, 5, 86_400)?;
         range("signin_timeout_seconds", self.signin_timeout_seconds as usize, 1, 86_400)?;
+        range("message_expiration_seconds", self.message_expiration_seconds as usize, 1, 7 * 86_400)?;
+        range("workitem_lease_seconds", self.workitem_lease_seconds as usize, 5, 7 * 86_400)?;
+        let amqp = self.amqp_url.trim();
+        if amqp.starts_with("amqps://") {
+            return Err(invalid("amqp_url", "amqps:// (TLS to RabbitMQ) is not supported yet; use amqp://"));
+        }
+        if !(amqp.is_empty() || amqp.starts_with("amqp://")) {
+            return Err(invalid("amqp_url", "must start with amqp:// (or be empty for the in-process broker)"));
+        }
         if self.idle_timeout_seconds <= self.heartbeat_seconds {
             return Err(invalid(
                 "idle_timeout_seconds",
@@ -337,6 +359,8 @@ impl Config {
             max_role_depth: self.max_role_depth,
             max_ace_count: self.max_ace_count,
             history_skip_collections: self.history_skip_collections.clone(),
+            message_expiration: std::time::Duration::from_secs(self.message_expiration_seconds),
+            workitem_lease: std::time::Duration::from_secs(self.workitem_lease_seconds),
             ..flowkeep_core::PlatformConfig::default()
         }
     }

@@ -10,6 +10,7 @@ pub mod transport;
 pub mod ws;
 
 use anyhow::Context;
+use flowkeep_broker::{AmqpBroker, AmqpConfig, Message, Target};
 use flowkeep_core::Platform;
 use flowkeep_security::keys::KeyFileStatus;
 use flowkeep_security::MasterKey;
@@ -36,9 +37,17 @@ pub async fn open_platform(config: &Config) -> anyhow::Result<(Arc<SqliteStore>,
         Arc::new(SqliteStore::open(&db_path).with_context(|| format!("opening the database {}", db_path.display()))?);
     tracing::info!(path = %db_path.display(), "embedded store open");
     let master = load_master_key(config)?;
-    let platform = Platform::open(store.clone() as Arc<dyn Store>, config.platform_config(), &master)
-        .await
-        .context("starting the core")?;
+    let platform = if config.amqp_url.trim().is_empty() {
+        Platform::open(store.clone() as Arc<dyn Store>, config.platform_config(), &master).await
+    } else {
+        let broker = AmqpBroker::connect(AmqpConfig::new(config.amqp_url.trim()))
+            .await
+            .context("configuration key 'amqp_url': connecting to RabbitMQ")?;
+        tracing::info!("messaging on RabbitMQ");
+        Platform::open_with_broker(store.clone() as Arc<dyn Store>, config.platform_config(), &master, Arc::new(broker))
+            .await
+    }
+    .context("starting the core")?;
     Ok((store, platform))
 }
 
@@ -70,6 +79,7 @@ pub struct RunningServer {
     transports: Transports,
     state: Arc<http::HttpState>,
     sweeper: JoinHandle<()>,
+    forwarder: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -90,6 +100,7 @@ impl RunningServer {
         tracing::info!("shutting down: no longer accepting work");
         let result = self.transports.stop().await;
         self.sweeper.abort();
+        self.forwarder.abort();
         result.map_err(anyhow::Error::from)
     }
 }
@@ -103,7 +114,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let platform = Arc::new(platform);
     let hub = flowkeep_protocol::Hub::new(platform.clone(), config.protocol_config());
 
-    let sweeper = tokio::spawn(sweep_expired(store.clone(), Duration::from_secs(config.ttl_sweep_seconds)));
+    let sweeper =
+        tokio::spawn(housekeeping(store.clone(), platform.clone(), Duration::from_secs(config.ttl_sweep_seconds)));
+    let forwarder = tokio::spawn(forward_ready_workitems(platform.clone()));
 
     let http_listener = bind("HTTP", config.http_socket_addr()?).await?;
     let grpc_listener = bind("gRPC", config.grpc_socket_addr()?).await?;
@@ -130,7 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ws::PATH
     );
     state.ready.store(true, Ordering::Release);
-    Ok(RunningServer { transports, state, sweeper })
+    Ok(RunningServer { transports, state, sweeper, forwarder })
 }
 
 /// The TLS certificate and key the configuration asks for, if any.
@@ -293,18 +306,64 @@ async fn serve_http(listener: HttpListener, routes: axum::Router, shutdown: Shut
     Ok(())
 }
 
-/// Removes expired documents (TTL indexes and `expireAfterSeconds`) at a fixed interval.
-async fn sweep_expired(store: Arc<SqliteStore>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+/// How often workitem queues with an `amqpqueue` are checked for ready items (the reference's
+/// `workitem_queue_monitoring_interval`).
+const WORKITEM_MONITOR_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Periodic housekeeping: removes expired documents (TTL indexes and `expireAfterSeconds`) and returns
+/// workitems whose lease ran out every `every`; announces queues with ready workitems every
+/// [`WORKITEM_MONITOR_INTERVAL`].
+async fn housekeeping(store: Arc<SqliteStore>, platform: Arc<Platform>, every: Duration) {
+    let mut sweep = tokio::time::interval(every);
+    let mut monitor = tokio::time::interval(WORKITEM_MONITOR_INTERVAL);
     loop {
-        tick.tick().await;
-        let now = chrono::Utc::now().timestamp_millis();
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.expire_documents(now)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(removed = n, "expired documents removed"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
-            Err(e) => tracing::warn!(error = %e, "TTL sweep task failed"),
+        tokio::select! {
+            _ = sweep.tick() => {
+                let now = chrono::Utc::now();
+                let store = store.clone();
+                let millis = now.timestamp_millis();
+                match tokio::task::spawn_blocking(move || store.expire_documents(millis)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(removed = n, "expired documents removed"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
+                    Err(e) => tracing::warn!(error = %e, "TTL sweep task failed"),
+                }
+                match platform.expire_workitem_leases(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(returned = n, "workitems whose lease ran out returned to their queues"),
+                    Err(e) => tracing::warn!(error = %e, "workitem lease sweep failed"),
+                }
+            }
+            _ = monitor.tick() => {
+                if let Err(e) = platform.announce_ready_workitem_queues(chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "workitem queue monitoring failed");
+                }
+            }
+        }
+    }
+}
+
+/// Tells each workitem queue's `amqpqueue` that items are ready, with the reference's message
+/// `{wiq, wiqid, packageid}`, so agents consuming that queue come and pop.
+async fn forward_ready_workitems(platform: Arc<Platform>) {
+    let mut notices = platform.subscribe_workitem_ready();
+    loop {
+        let notice = match notices.recv().await {
+            Ok(notice) => notice,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "workitem ready notices were dropped; the next monitoring round repeats them"
+                );
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let body = serde_json::json!({"wiq": notice.queue, "wiqid": notice.queue_id, "packageid": notice.packageid});
+        // A notice is only a hint: it expires with the next monitoring round.
+        let message = Message::json(&body).with_expiration_ms(WORKITEM_MONITOR_INTERVAL.as_millis() as u64);
+        if let Err(e) = platform.broker().publish(&Target::queue(notice.amqpqueue.clone()), message).await {
+            tracing::debug!(error = %e, queue = %notice.amqpqueue, "could not tell a queue about ready workitems");
         }
     }
 }
