@@ -216,6 +216,34 @@ fn bench_wire_runs_and_prints_a_table() {
 }
 
 #[test]
+fn bench_messaging_delivers_every_message_and_item() {
+    let out = flowkeep()
+        .args(["bench", "messaging", "--messages", "40", "--connections", "2", "--inflight", "2", "--consumers", "2"])
+        .args(["--items", "15", "--workers", "2", "--skip-rabbitmq"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let row = |prefix: &str| -> Vec<String> {
+        let line =
+            stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} missing: {stdout}"));
+        line.split('|').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
+    };
+    // backend | path | sent | received | errors | messages/s | …: all 40 sent and received, no errors.
+    for prefix in ["| in-process | Flowkeep: queuemessage → queueevent |", "| in-process | raw InProcessBroker |"] {
+        let cells = row(prefix);
+        assert_eq!(&cells[2..5], ["40", "40", "0"], "{prefix}: {stdout}");
+        assert!(cells[5].parse::<f64>().unwrap() > 0.0, "{prefix}: {stdout}");
+    }
+    // operation | items | completed | errors | …: every item pushed, then popped and updated once.
+    for prefix in ["| pushworkitems |", "| popworkitem → updateworkitem |"] {
+        let cells = row(prefix);
+        assert_eq!(&cells[1..4], ["15", "15", "0"], "{prefix}: {stdout}");
+    }
+    assert!(stdout.contains("RabbitMQ rows skipped: --skip-rabbitmq."), "{stdout}");
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = flowkeep().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

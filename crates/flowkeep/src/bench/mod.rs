@@ -1,6 +1,7 @@
 //! Benchmark harness behind `flowkeep bench …`: plain timing loops (warm-up, then many iterations)
 //! that print a Markdown table. Benchmarks are never timed assertions in tests.
 
+pub mod messaging;
 pub mod scope;
 pub mod store;
 pub mod wire;
@@ -42,6 +43,9 @@ pub enum BenchCommand {
     /// Round trips over the OpenIAP gRPC and WebSocket transports (query by _id, insertone) against a
     /// bare echo served by the same transport code.
     Wire(wire::WireBenchArgs),
+    /// queuemessage → queueevent through the server against the raw broker (in-process, and RabbitMQ
+    /// through lapin), and the popworkitem → updateworkitem rate.
+    Messaging(messaging::MessagingBenchArgs),
 }
 
 /// Runs one benchmark command and prints its results to stdout.
@@ -50,5 +54,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => store::run(&args),
         BenchCommand::Scope(args) => scope::run(&args),
         BenchCommand::Wire(args) => wire::run(&args),
+        BenchCommand::Messaging(args) => messaging::run(&args),
     }
 }

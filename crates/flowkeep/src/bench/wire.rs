@@ -60,7 +60,7 @@ const USER_PASSWORD: &str = "a long bench password";
 const ADMIN_PASSWORD: &str = "a long bench admin password";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Transport {
+pub(super) enum Transport {
     Grpc,
     WebSocket,
 }
@@ -245,17 +245,22 @@ async fn prepare(http: SocketAddr, docs: usize) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-fn expect(reply: &wire::Envelope, command: &str) -> anyhow::Result<()> {
+/// Fails unless `reply` is a `command` reply, naming what came instead.
+pub(super) fn expect(reply: &wire::Envelope, command: &str) -> anyhow::Result<()> {
     if reply.command == command {
         return Ok(());
     }
-    let message = reply
+    bail!("expected a {command} reply, got {} {}", reply.command, error_message(reply))
+}
+
+/// The message of an `error` reply (empty for anything else).
+pub(super) fn error_message(reply: &wire::Envelope) -> String {
+    reply
         .data
         .as_ref()
         .and_then(|d| wire::ErrorResponse::decode(d.value.as_slice()).ok())
         .map(|e| e.message)
-        .unwrap_or_default();
-    bail!("expected a {command} reply, got {} {message}", reply.command)
+        .unwrap_or_default()
 }
 
 fn insert_one(collection: &str, item: &Value) -> wire::Envelope {
@@ -417,14 +422,14 @@ async fn drive(
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A raw client connection over either transport.
-enum Conn {
+/// A raw client connection over either transport (also used by `bench messaging`).
+pub(super) enum Conn {
     Ws { sink: SplitSink<Ws, Message>, stream: SplitStream<Ws>, buf: Vec<u8>, queued: Vec<Message> },
     Grpc { tx: mpsc::Sender<wire::Envelope>, rx: Box<tonic::Streaming<wire::Envelope>>, queued: Vec<wire::Envelope> },
 }
 
 impl Conn {
-    async fn connect(transport: Transport, addr: SocketAddr) -> anyhow::Result<Conn> {
+    pub(super) async fn connect(transport: Transport, addr: SocketAddr) -> anyhow::Result<Conn> {
         match transport {
             Transport::WebSocket => {
                 let (ws, _) =
@@ -445,7 +450,7 @@ impl Conn {
         }
     }
 
-    async fn signin(&mut self, username: &str, password: &str) -> anyhow::Result<()> {
+    pub(super) async fn signin(&mut self, username: &str, password: &str) -> anyhow::Result<()> {
         let mut request = wire::SigninRequest::with_userpass(username, password);
         request.ping = false;
         let mut envelope = request.to_envelope();
@@ -455,7 +460,7 @@ impl Conn {
     }
 
     /// Sends one request and waits for its reply.
-    async fn call(&mut self, envelope: wire::Envelope) -> anyhow::Result<wire::Envelope> {
+    pub(super) async fn call(&mut self, envelope: wire::Envelope) -> anyhow::Result<wire::Envelope> {
         let id = envelope.id.clone();
         self.queue(envelope)?;
         self.flush().await?;
@@ -467,7 +472,13 @@ impl Conn {
         }
     }
 
-    fn queue(&mut self, envelope: wire::Envelope) -> anyhow::Result<()> {
+    /// Sends one envelope now.
+    pub(super) async fn send(&mut self, envelope: wire::Envelope) -> anyhow::Result<()> {
+        self.queue(envelope)?;
+        self.flush().await
+    }
+
+    pub(super) fn queue(&mut self, envelope: wire::Envelope) -> anyhow::Result<()> {
         match self {
             Conn::Ws { queued, .. } => {
                 let body = envelope.encode_to_vec();
@@ -481,7 +492,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn flush(&mut self) -> anyhow::Result<()> {
+    pub(super) async fn flush(&mut self) -> anyhow::Result<()> {
         match self {
             Conn::Ws { sink, queued, .. } => {
                 for message in queued.drain(..) {
@@ -498,7 +509,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn recv(&mut self) -> anyhow::Result<wire::Envelope> {
+    pub(super) async fn recv(&mut self) -> anyhow::Result<wire::Envelope> {
         match self {
             Conn::Ws { stream, buf, .. } => loop {
                 if buf.len() >= 4 {
@@ -525,7 +536,7 @@ impl Conn {
         }
     }
 
-    async fn close(self) {
+    pub(super) async fn close(self) {
         if let Conn::Ws { mut sink, .. } = self {
             let _ = sink.close().await;
         }
