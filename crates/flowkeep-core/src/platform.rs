@@ -172,6 +172,7 @@ impl Platform {
             broker,
         };
         crate::identity::bootstrap(&platform).await?;
+        crate::workitems::ensure_item_indexes(platform.store.as_ref()).await?;
         // Needed only by bootstrap: not kept where `config()` would hand it out.
         platform.config.admin_password = None;
         crate::messaging::spawn_timeout_replies(&platform.broker, platform.config.message_expiration);

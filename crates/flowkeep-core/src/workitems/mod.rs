@@ -71,6 +71,19 @@ pub const WORKITEMS: &str = flowkeep_security::policy::WORKITEMS_COLLECTION;
 pub const QUEUE_TYPE: &str = "workitemqueue";
 /// `_type` of a workitem.
 pub const ITEM_TYPE: &str = "workitem";
+
+/// Fields of `workitems` every pop, lease sweep and readiness check selects on by equality; indexing them
+/// lets the store read only one queue's items in one state instead of the whole collection.
+const ITEM_INDEXES: [&str; 2] = ["wiqid", "state"];
+
+/// Creates the `workitems` indexes (idempotent; called when the core opens).
+pub(crate) async fn ensure_item_indexes(store: &dyn flowkeep_store::Store) -> Result<()> {
+    for field in ITEM_INDEXES {
+        let keys = serde_json::json!({ field: 1 });
+        store.create_index(WORKITEMS, &keys, &flowkeep_store::IndexOptions::default()).await?;
+    }
+    Ok(())
+}
 /// The default `priority` of an item.
 pub const DEFAULT_PRIORITY: i64 = 2;
 /// `maxretries` of a queue asking for less than 1.
