@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
+use common::user;
+
 use flowkeep_core::documents::{QueryRequest, USERS};
 use flowkeep_core::{Caller, CoreError, Platform, PlatformConfig};
 use flowkeep_security::{wellknown, MasterKey, RoleGraph};
@@ -20,14 +24,8 @@ struct World {
     admin: Caller,
 }
 
-fn user(id: &str, name: &str) -> Value {
-    json!({"_id": id, "_type": "user", "username": name, "name": name})
-}
-
 async fn world() -> World {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temporary().unwrap());
-    let config = PlatformConfig { admin_password: Some("admin pw for tests".into()), ..PlatformConfig::default() };
-    let p = Platform::open(store, config, &MasterKey::generate().unwrap()).await.unwrap();
+    let p = common::platform(PlatformConfig::default()).await;
     let roles = [json!({"_id": wellknown::ADMINS, "_type": "role", "name": "admins", "members": [{"_id": "u-admin"}]})];
     let graph = RoleGraph::from_role_docs(&roles);
     World {

@@ -4,13 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
+use common::user;
+
 use flowkeep_core::documents::QueryRequest;
 use flowkeep_core::files::{FileUpload, CHUNK_SIZE};
 use flowkeep_core::{Caller, CoreError, Platform, PlatformConfig};
-use flowkeep_security::{wellknown, MasterKey, RoleGraph};
-use flowkeep_store::{Scope, SqliteStore, Store};
+use flowkeep_security::{wellknown, RoleGraph};
+use flowkeep_store::Scope;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 struct World {
     p: Platform,
@@ -22,14 +25,8 @@ struct World {
     guest: Caller,
 }
 
-fn user(id: &str, name: &str) -> Value {
-    json!({"_id": id, "_type": "user", "username": name, "name": name})
-}
-
 async fn world_with(config: PlatformConfig) -> World {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temporary().unwrap());
-    let config = PlatformConfig { admin_password: Some("admin pw for tests".into()), ..config };
-    let p = Platform::open(store, config, &MasterKey::generate().unwrap()).await.unwrap();
+    let p = common::platform(config).await;
     let roles = [
         json!({"_id": wellknown::ADMINS, "_type": "role", "name": "admins", "members": [{"_id": "u-admin"}]}),
         json!({"_id": wellknown::FILESTORE_USERS, "_type": "role", "name": "filestore users",

@@ -3,20 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use flowkeep_core::{Caller, CoreError, Platform, PlatformConfig};
-use flowkeep_security::{wellknown, MasterKey, RoleGraph};
-use flowkeep_store::{IndexOptions, Scope, SqliteStore, Store};
-use serde_json::{json, Value};
-use std::sync::Arc;
+mod common;
 
-fn user(id: &str, name: &str) -> Value {
-    json!({"_id": id, "_type": "user", "username": name, "name": name})
-}
+use common::user;
+
+use flowkeep_core::{Caller, CoreError, Platform, PlatformConfig};
+use flowkeep_security::{wellknown, RoleGraph};
+use flowkeep_store::{IndexOptions, Scope};
+use serde_json::json;
 
 async fn open() -> (Platform, Caller, Caller, Caller) {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temporary().unwrap());
-    let config = PlatformConfig { admin_password: Some("admin pw for tests".into()), ..PlatformConfig::default() };
-    let p = Platform::open(store, config, &MasterKey::generate().unwrap()).await.unwrap();
+    let p = common::platform(PlatformConfig::default()).await;
     let roles = [json!({"_id": wellknown::ADMINS, "_type": "role", "name": "admins", "members": [{"_id": "u-admin"}]})];
     let graph = RoleGraph::from_role_docs(&roles);
     let alice = Caller::resolve(&user("u-alice", "alice"), &graph).unwrap();

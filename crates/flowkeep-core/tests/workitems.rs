@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
+use common::user;
+
 use chrono::{Duration as Span, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -12,8 +16,8 @@ use flowkeep_core::files::FileUpload;
 use flowkeep_core::workitems::{NewWorkitem, QueueRef, WorkitemFile, WorkitemQueueSpec, WorkitemUpdate};
 use flowkeep_core::{Caller, CoreError, Platform, PlatformConfig};
 use flowkeep_model::Rights;
-use flowkeep_security::{wellknown, MasterKey, RoleGraph};
-use flowkeep_store::{Scope, SqliteStore, Store};
+use flowkeep_security::{wellknown, RoleGraph};
+use flowkeep_store::Scope;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::Write;
@@ -27,14 +31,8 @@ struct World {
     admin: Caller,
 }
 
-fn user(id: &str, name: &str) -> Value {
-    json!({"_id": id, "_type": "user", "username": name, "name": name})
-}
-
 async fn world_with(config: PlatformConfig) -> World {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temporary().unwrap());
-    let config = PlatformConfig { admin_password: Some("admin pw for tests".into()), ..config };
-    let p = Platform::open(store, config, &MasterKey::generate().unwrap()).await.unwrap();
+    let p = common::platform(config).await;
     let roles = [json!({"_id": wellknown::ADMINS, "_type": "role", "name": "admins", "members": [{"_id": "u-admin"}]})];
     let graph = RoleGraph::from_role_docs(&roles);
     World {
