@@ -798,6 +798,21 @@ async fn inprocess_round(
             Ok::<_, anyhow::Error>((sent, errors))
         }));
     }
+    gather(&progress, start, sender_tasks, consumer_tasks).await
+}
+
+/// A raw sender task's `(sent, errors)`.
+type SenderTask = tokio::task::JoinHandle<anyhow::Result<(u64, u64)>>;
+/// A raw consumer task's latencies (µs).
+type ConsumerTask = tokio::task::JoinHandle<anyhow::Result<Vec<u32>>>;
+
+/// Waits until a raw round has delivered everything, then adds up what its senders and consumers counted.
+async fn gather(
+    progress: &Progress,
+    start: Instant,
+    sender_tasks: Vec<SenderTask>,
+    consumer_tasks: Vec<ConsumerTask>,
+) -> anyhow::Result<RowResult> {
     progress.wait().await;
     let mut result = RowResult::default();
     for task in sender_tasks {
@@ -948,23 +963,11 @@ async fn rabbitmq_round(
             Ok::<_, anyhow::Error>((sent, errors))
         }));
     }
-    progress.wait().await;
-    let mut result = RowResult::default();
-    for task in sender_tasks {
-        let (sent, errors) = task.await??;
-        result.sent += sent;
-        result.errors += errors;
-    }
-    for task in consumer_tasks {
-        result.latencies_us.extend(task.await??);
-    }
+    let result = gather(&progress, start, sender_tasks, consumer_tasks).await;
     for connection in connections {
         let _ = connection.close(200, "done".into()).await;
     }
-    result.received = progress.received.load(Ordering::Acquire);
-    result.elapsed = progress.last_received().saturating_duration_since(start);
-    result.latencies_us.sort_unstable();
-    Ok(result)
+    result
 }
 
 /// Deletes the durable queue Flowkeep declared on RabbitMQ for the bench.
